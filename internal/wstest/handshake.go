@@ -16,6 +16,10 @@ type DialOptions struct {
 	Path    string        // request target; "" means "/"
 	Header  http.Header   // extra request headers
 	Timeout time.Duration // dial + handshake; zero means DefaultTimeout
+	// Extra bytes (typically encoded frames) written in the same write as
+	// the request, to check that the server does not drop bytes that arrive
+	// with the handshake.
+	Extra []byte
 }
 
 // Dial connects to addr ("host:port") and does the client opening handshake.
@@ -31,7 +35,7 @@ func Dial(addr string, opts *DialOptions) (*Peer, *http.Response, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	p, resp, err := ClientHandshake(nc, addr, opts.Path, opts.Header, d)
+	p, resp, err := clientHandshake(nc, addr, opts.Path, opts.Header, d, opts.Extra)
 	if err != nil {
 		nc.Close()
 		return nil, resp, err
@@ -43,6 +47,10 @@ func Dial(addr string, opts *DialOptions) (*Peer, *http.Response, error) {
 // response, checking Upgrade, Connection and Sec-WebSocket-Accept. It does
 // not close nc on error.
 func ClientHandshake(nc net.Conn, host, path string, extra http.Header, d time.Duration) (*Peer, *http.Response, error) {
+	return clientHandshake(nc, host, path, extra, d, nil)
+}
+
+func clientHandshake(nc net.Conn, host, path string, extra http.Header, d time.Duration, trailing []byte) (*Peer, *http.Response, error) {
 	if path == "" {
 		path = "/"
 	}
@@ -66,7 +74,7 @@ func ClientHandshake(nc net.Conn, host, path string, extra http.Header, d time.D
 		}
 	}
 	sb.WriteString("\r\n")
-	if _, err := nc.Write([]byte(sb.String())); err != nil {
+	if _, err := nc.Write(append([]byte(sb.String()), trailing...)); err != nil {
 		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(nc, 64<<10)
@@ -96,6 +104,10 @@ func ClientHandshake(nc net.Conn, host, path string, extra http.Header, d time.D
 // 101 response with the correct accept key. On a bad request it writes a 400
 // and returns an error. It does not close nc on error.
 func ServerHandshake(nc net.Conn, d time.Duration) (*Peer, *http.Request, error) {
+	return serverHandshake(nc, d, nil)
+}
+
+func serverHandshake(nc net.Conn, d time.Duration, trailing []byte) (*Peer, *http.Request, error) {
 	if d <= 0 {
 		d = DefaultTimeout
 	}
@@ -129,7 +141,7 @@ func ServerHandshake(nc net.Conn, d time.Duration) (*Peer, *http.Request, error)
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + AcceptKey(key) + "\r\n\r\n"
-	if _, err := nc.Write([]byte(resp)); err != nil {
+	if _, err := nc.Write(append([]byte(resp), trailing...)); err != nil {
 		return nil, req, err
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
@@ -175,6 +187,13 @@ func (l *Listener) AcceptConn(d time.Duration) (net.Conn, error) {
 
 // Accept accepts one connection and does the server handshake, all within d.
 func (l *Listener) Accept(d time.Duration) (*Peer, *http.Request, error) {
+	return l.AcceptWithExtra(d, nil)
+}
+
+// AcceptWithExtra is Accept, writing extra (typically encoded frames) in the
+// same write as the 101 response, to check that the client does not drop
+// bytes that arrive with the handshake.
+func (l *Listener) AcceptWithExtra(d time.Duration, extra []byte) (*Peer, *http.Request, error) {
 	if d <= 0 {
 		d = DefaultTimeout
 	}
@@ -182,7 +201,7 @@ func (l *Listener) Accept(d time.Duration) (*Peer, *http.Request, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	p, req, err := ServerHandshake(nc, d)
+	p, req, err := serverHandshake(nc, d, extra)
 	if err != nil {
 		nc.Close()
 		return nil, req, err

@@ -29,7 +29,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 )
 
 // Opcodes.
@@ -92,6 +91,9 @@ type Frame struct {
 	Masked  bool
 	Key     [4]byte
 	Payload []byte
+	// LenForm is, for a frame read, the length encoding it used (Len7,
+	// Len16 or Len64).
+	LenForm LenForm
 }
 
 func (f Frame) String() string {
@@ -400,13 +402,16 @@ func (p *Peer) ReadFrameTimeout(d time.Duration) (Frame, error) {
 	f.Opcode = hdr[0] & 0x0F
 	f.Masked = hdr[1]&0x80 != 0
 	n := uint64(hdr[1] & 0x7F)
+	f.LenForm = Len7
 	switch n {
 	case 126:
+		f.LenForm = Len16
 		if _, err := io.ReadFull(p.br, hdr[2:4]); err != nil {
 			return f, unexpected(err)
 		}
 		n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
 	case 127:
+		f.LenForm = Len64
 		if _, err := io.ReadFull(p.br, hdr[2:10]); err != nil {
 			return f, unexpected(err)
 		}
@@ -542,9 +547,16 @@ func IsTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// ValidUTF8 reports whether b is valid UTF-8 (as RFC 6455 requires of
-// text: no surrogates, nothing above U+10FFFF, no overlong forms).
-func ValidUTF8(b []byte) bool { return utf8.Valid(b) }
+// MinimalLenForm returns the length encoding a sender must use for n bytes.
+func MinimalLenForm(n int) LenForm {
+	switch {
+	case n <= 125:
+		return Len7
+	case n <= 0xFFFF:
+		return Len16
+	}
+	return Len64
+}
 
 // headerHas reports whether a comma-separated header value list contains
 // token (case-insensitive).

@@ -1,0 +1,83 @@
+// Command load drives echo traffic at a server and prints one JSON result
+// line on stdout (a human summary goes to stderr). It never depends on a
+// WebSocket library: it upgrades and frames by itself.
+//
+//	load -addr 127.0.0.1:PORT -proto ws -conns 100 -size 1024 -inflight 16 -duration 3s -warmup 1s
+//
+// With -idle N it instead opens N upgraded connections, prints
+// {"idle_conns":N} once all are up, and holds them until stdin closes or
+// -hold passes. It exits 1 if any echo was wrong or missing.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"time"
+
+	"github.com/duplexio/duplex/bench/internal/load"
+	"github.com/duplexio/duplex/bench/internal/proc"
+)
+
+func main() {
+	var cfg load.Config
+	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade) or tcp (same bytes, no framing)")
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server address (loopback)")
+	flag.StringVar(&cfg.Path, "path", "/", "request path for the upgrade")
+	flag.IntVar(&cfg.Conns, "conns", 1, "connections")
+	flag.IntVar(&cfg.Payload, "size", 16, "payload bytes per message")
+	flag.IntVar(&cfg.InFlight, "inflight", 1, "messages in flight per connection (1 = closed loop)")
+	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "measured window")
+	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before the window, not measured")
+	flag.Int64Var(&cfg.MaxMsgs, "max-msgs", 0, "cap on messages per connection (0 = time only)")
+	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this process's CPU time over the window")
+	idle := flag.Int("idle", 0, "open this many idle connections instead of running traffic")
+	hold := flag.Duration("hold", 2*time.Minute, "with -idle: longest time to hold the connections")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("load: ")
+
+	switch *proto {
+	case "ws":
+		cfg.WebSocket = true
+	case "tcp":
+	default:
+		log.Fatalf("-proto must be ws or tcp")
+	}
+	if _, err := proc.RaiseNoFile(); err != nil {
+		log.Printf("raising RLIMIT_NOFILE: %v", err)
+	}
+	ctx := context.Background()
+
+	if *idle > 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		go func() { // stdin closing ends the hold early
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
+		err := load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, *idle, *hold, func() {
+			fmt.Printf("{\"idle_conns\":%d}\n", *idle)
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+
+	res, err := load.Run(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, _ := json.Marshal(res)
+	fmt.Println(string(b))
+	log.Printf("%d conns × %d B × %d in flight: %.0f msgs/s, p50 %.1f µs, p99 %.1f µs, %d verified, %d errors",
+		res.Conns, res.Payload, res.InFlight, res.MsgsPerSec, res.P50us, res.P99us, res.Verified, res.Errors)
+	if res.Errors > 0 {
+		log.Printf("first error: %s", res.FirstError)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,146 @@
+// Package load is a library-neutral WebSocket (and raw TCP) echo load
+// generator. It does the HTTP upgrade itself over a plain TCP connection and
+// writes pre-masked client frames, so the client side costs the same whatever
+// server library is measured.
+package load
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Conn is one client connection, upgraded to WebSocket unless raw.
+type Conn struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// Close closes the TCP connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + wsGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// Dial connects to addr; when websocket is true it performs the RFC 6455
+// opening handshake for path and checks the 101 response. readBuf sizes the
+// connection's read buffer.
+func Dial(ctx context.Context, addr, path string, websocket bool, readBuf int) (*Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{nc: nc, br: bufio.NewReaderSize(nc, readBuf)}
+	if !websocket {
+		return c, nil
+	}
+	if err := c.handshake(addr, path); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Conn) handshake(host, path string) error {
+	if err := c.nc.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+	req := "GET " + path + " HTTP/1.1\r\n" +
+		"Host: " + host + "\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\n" +
+		"Sec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.nc.Write([]byte(req)); err != nil {
+		return fmt.Errorf("handshake write: %w", err)
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return fmt.Errorf("handshake read: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fmt.Errorf("handshake: status %s", resp.Status)
+	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+		return fmt.Errorf("handshake: Upgrade header %q", resp.Header.Get("Upgrade"))
+	}
+	if !strings.Contains(strings.ToLower(resp.Header.Get("Connection")), "upgrade") {
+		return fmt.Errorf("handshake: Connection header %q", resp.Header.Get("Connection"))
+	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
+		return fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		return fmt.Errorf("handshake: server chose extensions %q that were not offered", ext)
+	}
+	return c.nc.SetDeadline(time.Time{})
+}
+
+// DialMany opens n connections with at most 64 handshakes in flight and
+// returns them all, or closes them and returns the first error.
+func DialMany(ctx context.Context, n int, addr, path string, websocket bool, readBuf int) ([]*Conn, error) {
+	conns := make([]*Conn, n)
+	idx := make(chan int, n)
+	for i := 0; i < n; i++ {
+		idx <- i
+	}
+	close(idx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	workers := min(n, 64)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx { // bounded by n
+				if ctx.Err() != nil {
+					return
+				}
+				c, err := Dial(ctx, addr, path, websocket, readBuf)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("conn %d: %w", i, err)
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, firstErr
+	}
+	return conns, nil
+}

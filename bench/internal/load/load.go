@@ -1,0 +1,444 @@
+package load
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duplexio/duplex/bench/internal/proc"
+)
+
+// Config describes one load run.
+type Config struct {
+	Addr      string
+	Path      string        // request path for the upgrade; "" → "/"
+	WebSocket bool          // false: raw TCP, the payload bytes without framing
+	Conns     int           // concurrent connections
+	Payload   int           // bytes per message
+	InFlight  int           // messages outstanding per connection (1 = closed loop)
+	Warmup    time.Duration // traffic before the measured window
+	Duration  time.Duration // measured window
+	MaxMsgs   int64         // per-connection cap on messages sent; 0 → no cap beyond time
+	Grace     time.Duration // wait for outstanding echoes after the window; 0 → 5 s
+	ServerPID int           // if > 0, CPU time of this process is sampled at the window edges
+}
+
+// Result is what one run measured. Latencies are per message round trip:
+// from just before the message's bytes are written to when its whole echo
+// has been read and verified.
+type Result struct {
+	Conns    int `json:"conns"`
+	Payload  int `json:"payload"`
+	InFlight int `json:"inflight"`
+
+	Msgs       uint64  `json:"msgs"` // round trips completed inside the window
+	Seconds    float64 `json:"seconds"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	P50us      float64 `json:"p50_us"`
+	P99us      float64 `json:"p99_us"`
+
+	Verified   uint64 `json:"verified"` // echoes checked, warmup and drain included
+	Errors     int64  `json:"errors"`   // connections that saw a wrong, missing or failed echo
+	FirstError string `json:"first_error,omitempty"`
+
+	// Server CPU (utime+stime) spent inside the window; -1 when not sampled.
+	ServerCPUSeconds  float64 `json:"server_cpu_s"`
+	ServerCPUPerMsgUs float64 `json:"server_cpu_per_msg_us"`
+}
+
+// Run opens cfg.Conns connections and drives echo traffic through them for
+// cfg.Warmup+cfg.Duration. An error is returned only when the run could not
+// start; echo failures are counted in Result.Errors.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Path == "" {
+		cfg.Path = "/"
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 5 * time.Second
+	}
+	if cfg.MaxMsgs <= 0 {
+		cfg.MaxMsgs = 1 << 40
+	}
+	if cfg.Conns < 1 || cfg.Payload < 1 || cfg.InFlight < 1 || cfg.Duration <= 0 {
+		return Result{}, fmt.Errorf("load: need conns, payload, inflight and duration > 0")
+	}
+	res := Result{Conns: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1}
+
+	readBuf := max(4096, min(cfg.Payload+16, 64<<10+16))
+	conns, err := DialMany(ctx, cfg.Conns, cfg.Addr, cfg.Path, cfg.WebSocket, readBuf)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	base := time.Now()
+	tm := timing{base: base, warmEnd: cfg.Warmup, end: cfg.Warmup + cfg.Duration}
+	workers := make([]*worker, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		w := newWorker(i, c, cfg, tm)
+		workers[i] = w
+		wg.Add(2)
+		go func() { defer wg.Done(); w.writeLoop() }()
+		go func() { defer wg.Done(); w.readLoop() }()
+	}
+
+	var cpu0, cpu1 time.Duration
+	var cpuErr error
+	sleepUntil(ctx, base.Add(tm.warmEnd))
+	if cfg.ServerPID > 0 {
+		cpu0, cpuErr = proc.CPUTime(cfg.ServerPID)
+	}
+	sleepUntil(ctx, base.Add(tm.end))
+	if cfg.ServerPID > 0 && cpuErr == nil {
+		cpu1, cpuErr = proc.CPUTime(cfg.ServerPID)
+	}
+	wg.Wait() // every loop is bounded by end+grace deadlines
+
+	var h Histogram
+	for _, w := range workers {
+		h.Merge(&w.hist)
+		res.Msgs += w.msgs
+		res.Verified += w.verified
+		if w.err != nil {
+			res.Errors++
+			if res.FirstError == "" {
+				res.FirstError = fmt.Sprintf("conn %d: %v", w.id, w.err)
+			}
+		}
+	}
+	res.Seconds = cfg.Duration.Seconds()
+	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
+	res.P50us = float64(h.Quantile(0.50)) / 1e3
+	res.P99us = float64(h.Quantile(0.99)) / 1e3
+	if cfg.ServerPID > 0 && cpuErr == nil {
+		res.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
+		if res.Msgs > 0 {
+			res.ServerCPUPerMsgUs = res.ServerCPUSeconds * 1e6 / float64(res.Msgs)
+		}
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	return res, nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+	case <-ctx.Done():
+	}
+}
+
+// timing holds the window as offsets from base (monotonic).
+type timing struct {
+	base         time.Time
+	warmEnd, end time.Duration
+}
+
+type worker struct {
+	id  int
+	c   *Conn
+	cfg Config
+	tm  timing
+
+	out     []byte // one outgoing message: frame header + masked payload, or raw payload
+	off     int    // offset of the payload in out
+	mask    [4]byte
+	pattern []byte // expected echo, except the sequence number in its first bytes
+	rbuf    []byte
+
+	sendAt   []atomic.Int64 // send time of seq, at seq % InFlight
+	tokens   chan struct{}  // window: a token per message that may be outstanding
+	failed   chan struct{}
+	failOnce sync.Once
+	finished atomic.Bool // writer saw every sent message echoed
+
+	// Owned by the reader until wg.Wait.
+	hist     Histogram
+	msgs     uint64
+	verified uint64
+	err      error
+	errMu    sync.Mutex
+}
+
+func newWorker(id int, c *Conn, cfg Config, tm timing) *worker {
+	r := rand.New(rand.NewSource(int64(id)*7919 + 1))
+	w := &worker{id: id, c: c, cfg: cfg, tm: tm,
+		pattern: make([]byte, cfg.Payload),
+		rbuf:    make([]byte, cfg.Payload),
+		sendAt:  make([]atomic.Int64, cfg.InFlight),
+		tokens:  make(chan struct{}, cfg.InFlight),
+		failed:  make(chan struct{}),
+	}
+	for i := range w.pattern {
+		w.pattern[i] = byte(r.Intn(256))
+	}
+	for i := range w.mask {
+		w.mask[i] = byte(1 + r.Intn(255)) // never zero, so masking really happens
+	}
+	if cfg.WebSocket {
+		w.out = appendClientFrame(nil, w.mask, w.pattern)
+		w.off = len(w.out) - cfg.Payload
+	} else {
+		w.out = append([]byte(nil), w.pattern...)
+	}
+	for i := 0; i < cfg.InFlight; i++ {
+		w.tokens <- struct{}{}
+	}
+	return w
+}
+
+// appendClientFrame appends one final binary frame carrying payload, masked
+// with key, as a client must send it.
+func appendClientFrame(dst []byte, key [4]byte, payload []byte) []byte {
+	dst = append(dst, 0x80|0x2) // FIN, binary
+	switch n := len(payload); {
+	case n <= 125:
+		dst = append(dst, 0x80|byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, 0x80|126)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	dst = append(dst, key[:]...)
+	for i, b := range payload {
+		dst = append(dst, b^key[i&3])
+	}
+	return dst
+}
+
+func (w *worker) fail(err error) {
+	w.failOnce.Do(func() {
+		w.errMu.Lock()
+		w.err = err
+		w.errMu.Unlock()
+		close(w.failed)
+		w.c.nc.Close() // unblocks the other loop
+	})
+}
+
+func (w *worker) seqLen() int { return min(8, w.cfg.Payload) }
+
+// setSeq writes seq into the first bytes of the outgoing payload.
+func (w *worker) setSeq(seq int64) {
+	var s [8]byte
+	binary.LittleEndian.PutUint64(s[:], uint64(seq))
+	p := w.out[w.off:]
+	for i := 0; i < w.seqLen(); i++ {
+		if w.cfg.WebSocket {
+			p[i] = s[i] ^ w.mask[i&3]
+		} else {
+			p[i] = s[i]
+		}
+	}
+}
+
+func (w *worker) check(p []byte, seq int64) error {
+	var s [8]byte
+	binary.LittleEndian.PutUint64(s[:], uint64(seq))
+	k := w.seqLen()
+	if !bytes.Equal(p[:k], s[:k]) || !bytes.Equal(p[k:], w.pattern[k:]) {
+		return fmt.Errorf("echo of message %d has wrong bytes", seq)
+	}
+	return nil
+}
+
+func (w *worker) writeLoop() {
+	nc := w.c.nc
+	endAt := w.tm.base.Add(w.tm.end)
+	_ = nc.SetWriteDeadline(endAt.Add(w.cfg.Grace))
+	stop := time.NewTimer(time.Until(endAt))
+	defer stop.Stop()
+	held := 0
+	for seq := int64(0); seq < w.cfg.MaxMsgs; seq++ {
+		select {
+		case <-w.tokens:
+			held = 1
+		case <-stop.C:
+			held = 0
+		case <-w.failed:
+			return
+		}
+		if held == 0 || time.Since(w.tm.base) >= w.tm.end {
+			break
+		}
+		w.setSeq(seq)
+		w.sendAt[seq%int64(w.cfg.InFlight)].Store(int64(time.Since(w.tm.base)))
+		held = 0
+		if _, err := nc.Write(w.out); err != nil {
+			w.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+	}
+	// Wait for every outstanding echo: all tokens back.
+	grace := time.NewTimer(w.cfg.Grace)
+	defer grace.Stop()
+	for got := held; got < w.cfg.InFlight; got++ {
+		select {
+		case <-w.tokens:
+		case <-grace.C:
+			w.fail(fmt.Errorf("%d echoes still missing %v after the window", w.cfg.InFlight-got, w.cfg.Grace))
+			return
+		case <-w.failed:
+			return
+		}
+	}
+	w.finished.Store(true)
+	_ = nc.SetReadDeadline(time.Now()) // wake the reader, which then sees finished
+}
+
+func (w *worker) readLoop() {
+	nc := w.c.nc
+	_ = nc.SetReadDeadline(w.tm.base.Add(w.tm.end + w.cfg.Grace))
+	win := int64(w.cfg.InFlight)
+	for seq := int64(0); seq < w.cfg.MaxMsgs; seq++ {
+		p, err := w.readEcho()
+		if err != nil {
+			if w.finished.Load() {
+				return
+			}
+			select {
+			case <-w.failed: // the writer failed first and closed the conn
+			default:
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("server closed the connection after %d echoes", seq)
+				}
+				w.fail(fmt.Errorf("read: %w", err))
+			}
+			return
+		}
+		now := time.Since(w.tm.base)
+		if err := w.check(p, seq); err != nil {
+			w.fail(err)
+			return
+		}
+		w.verified++
+		if now >= w.tm.warmEnd && now < w.tm.end {
+			w.hist.Record(now - time.Duration(w.sendAt[seq%win].Load()))
+			w.msgs++
+		}
+		select {
+		case w.tokens <- struct{}{}:
+		default:
+			w.fail(fmt.Errorf("echo %d arrived but was never sent", seq))
+			return
+		}
+	}
+}
+
+// readEcho reads one echoed message into w.rbuf. WebSocket messages may come
+// in several frames; any control frame, reserved bit, mask or opcode other
+// than binary is an error, as is a message longer than the one sent.
+func (w *worker) readEcho() ([]byte, error) {
+	br := w.c.br
+	n := w.cfg.Payload
+	if !w.cfg.WebSocket {
+		_, err := io.ReadFull(br, w.rbuf[:n])
+		return w.rbuf[:n], err
+	}
+	got := 0
+	for frame := 0; ; frame++ {
+		fin, op, length, err := readServerHeader(br)
+		if err != nil {
+			return nil, err
+		}
+		wantOp := byte(0x0)
+		if frame == 0 {
+			wantOp = 0x2
+		}
+		if op != wantOp {
+			return nil, fmt.Errorf("frame %d of an echo has opcode %#x, want %#x", frame, op, wantOp)
+		}
+		if length > int64(n-got) {
+			return nil, fmt.Errorf("echo longer than the %d bytes sent", n)
+		}
+		if _, err := io.ReadFull(br, w.rbuf[got:got+int(length)]); err != nil {
+			return nil, err
+		}
+		got += int(length)
+		if fin {
+			break
+		}
+		if frame > n { // empty continuation frames cannot go on forever
+			return nil, fmt.Errorf("echo split into too many frames")
+		}
+	}
+	if got != n {
+		return nil, fmt.Errorf("echo of %d bytes, want %d", got, n)
+	}
+	return w.rbuf[:n], nil
+}
+
+func readServerHeader(br *bufio.Reader) (fin bool, op byte, length int64, err error) {
+	var h [2]byte
+	if _, err = io.ReadFull(br, h[:]); err != nil {
+		return
+	}
+	fin, op = h[0]&0x80 != 0, h[0]&0x0F
+	if h[0]&0x70 != 0 {
+		return fin, op, 0, fmt.Errorf("server frame sets reserved bits %#x", h[0]&0x70)
+	}
+	if h[1]&0x80 != 0 {
+		return fin, op, 0, fmt.Errorf("server frame is masked")
+	}
+	if op >= 0x8 {
+		return fin, op, 0, fmt.Errorf("unexpected control frame, opcode %#x", op)
+	}
+	length = int64(h[1] & 0x7F)
+	switch length {
+	case 126:
+		var e [2]byte
+		if _, err = io.ReadFull(br, e[:]); err != nil {
+			return
+		}
+		length = int64(binary.BigEndian.Uint16(e[:]))
+	case 127:
+		var e [8]byte
+		if _, err = io.ReadFull(br, e[:]); err != nil {
+			return
+		}
+		length = int64(binary.BigEndian.Uint64(e[:]))
+		if length < 0 {
+			return fin, op, 0, fmt.Errorf("frame length overflows")
+		}
+	}
+	return fin, op, length, nil
+}
+
+// Idle opens n connections and keeps them open until ctx ends or hold
+// passes. ready is called once all are upgraded.
+func Idle(ctx context.Context, addr, path string, websocket bool, n int, hold time.Duration, ready func()) error {
+	conns, err := DialMany(ctx, n, addr, path, websocket, 512)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	ready()
+	sleepUntil(ctx, time.Now().Add(hold))
+	return nil
+}

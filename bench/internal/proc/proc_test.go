@@ -1,0 +1,37 @@
+package proc
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	line := []byte("1234 (echo server) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 5 0 1 0 0\n")
+	d, err := parseStatCPU(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != 3*time.Second {
+		t.Fatalf("got %v, want 3s", d)
+	}
+}
+
+func TestParseStatusRSS(t *testing.T) {
+	n, err := parseStatusRSS([]byte("Name:\tx\nVmPeak:\t  10 kB\nVmRSS:\t    2048 kB\nThreads:\t1\n"))
+	if err != nil || n != 2048*1024 {
+		t.Fatalf("got %d, %v", n, err)
+	}
+}
+
+func TestSelf(t *testing.T) {
+	if _, err := CPUTime(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := RSS(os.Getpid()); err != nil || n <= 0 {
+		t.Fatalf("rss %d, %v", n, err)
+	}
+	if _, err := RaiseNoFile(); err != nil {
+		t.Fatal(err)
+	}
+}

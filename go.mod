@@ -1,0 +1,3 @@
+module github.com/duplexio/duplex
+
+go 1.24

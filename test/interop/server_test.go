@@ -1,0 +1,255 @@
+package interop
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duplexio/duplex/ws"
+)
+
+// The duplex server runs in both of ws's server modes.
+const (
+	modeHTTP = "Upgrade"     // ws.Upgrader.Upgrade behind net/http
+	modeConn = "UpgradeConn" // ws.Upgrader.UpgradeConn on a bare net.Listener
+)
+
+var serverModes = []string{modeHTTP, modeConn}
+
+// srvEvent is what the duplex server's handler saw on one connection.
+type srvEvent struct {
+	Op          string // open, message, closed (read error), closeSent, rejected, writeError
+	Subprotocol string
+	Type        ws.MessageType
+	Len         int
+	SHA256      string
+	Err         error
+}
+
+// duplexServer is a duplex echo server on 127.0.0.1. Per connection, the
+// query selects the behaviour: ?id= names the connection's event stream,
+// ?close=CODE&reason=R closes right after the handshake, else it echoes.
+type duplexServer struct {
+	wsURL   string // ws://127.0.0.1:port/ws
+	pageURL string // http://127.0.0.1:port/ (modeHTTP only): a blank same-origin page
+
+	mu      sync.Mutex
+	streams map[string]chan srvEvent
+	conns   map[*ws.Conn]bool
+	closing bool
+	wg      sync.WaitGroup
+}
+
+const blankPage = "<!doctype html><meta charset=utf-8><title>duplex interop</title>\n"
+
+func startDuplexServer(t *testing.T, mode string, up *ws.Upgrader) *duplexServer {
+	t.Helper()
+	s := &duplexServer{streams: map[string]chan srvEvent{}, conns: map[*ws.Conn]bool{}}
+	var stopListener func()
+	switch mode {
+	case modeHTTP:
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte(blankPage))
+		})
+		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+			c, err := up.Upgrade(w, r)
+			if err != nil {
+				s.report(r, srvEvent{Op: "rejected", Err: err})
+				return
+			}
+			s.serve(c, r)
+		})
+		hs := httptest.NewServer(mux) // listens on 127.0.0.1:0
+		s.pageURL = hs.URL + "/"
+		s.wsURL = "ws" + hs.URL[len("http"):] + "/ws"
+		stopListener = hs.Close // waits for the handlers: conns are closed first
+	case modeConn:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.wsURL = "ws://" + ln.Addr().String() + "/ws"
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					c, r, err := up.UpgradeConn(nc)
+					if err != nil {
+						_ = nc.Close()
+						s.report(r, srvEvent{Op: "rejected", Err: err})
+						return
+					}
+					s.serve(c, r)
+				}()
+			}
+		}()
+		stopListener = func() { _ = ln.Close() }
+	default:
+		t.Fatalf("unknown server mode %q", mode)
+	}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		s.closing = true
+		for c := range s.conns {
+			_ = c.CloseNow()
+		}
+		s.mu.Unlock()
+		done := make(chan struct{})
+		go func() { stopListener(); s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("duplex server handlers still running 10s after CloseNow")
+		}
+	})
+	return s
+}
+
+// url is the WebSocket URL for connection id with extra query parameters (key, value, ...).
+func (s *duplexServer) url(id string, kv ...string) string {
+	q := url.Values{"id": {id}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return s.wsURL + "?" + q.Encode()
+}
+
+func (s *duplexServer) stream(id string) chan srvEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.streams[id]
+	if ch == nil {
+		ch = make(chan srvEvent, 256)
+		s.streams[id] = ch
+	}
+	return ch
+}
+
+func (s *duplexServer) report(r *http.Request, ev srvEvent) {
+	id := ""
+	if r != nil && r.URL != nil {
+		id = r.URL.Query().Get("id")
+	}
+	select {
+	case s.stream(id) <- ev:
+	default: // a test that floods 256 events has failed already
+	}
+}
+
+// next returns connection id's next server event.
+func (s *duplexServer) next(t testing.TB, id string, timeout time.Duration) srvEvent {
+	t.Helper()
+	select {
+	case ev := <-s.stream(id):
+		return ev
+	case <-time.After(timeout):
+		t.Fatalf("duplex server: no event for connection %q within %v", id, timeout)
+	}
+	panic("unreachable")
+}
+
+// expect returns the next event of connection id and checks its Op.
+func (s *duplexServer) expect(t testing.TB, id, op string) srvEvent {
+	t.Helper()
+	ev := s.next(t, id, 30*time.Second)
+	if ev.Op != op {
+		t.Fatalf("duplex server, connection %q: got event %+v, want %s", id, ev, op)
+	}
+	return ev
+}
+
+func (s *duplexServer) serve(c *ws.Conn, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = c.CloseNow()
+		return
+	}
+	s.conns[c] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+
+	s.report(r, srvEvent{Op: "open", Subprotocol: c.Subprotocol()})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	q := r.URL.Query()
+	if code := q.Get("close"); code != "" {
+		n, _ := strconv.Atoi(code)
+		err := c.Close(ws.StatusCode(n), q.Get("reason"))
+		s.report(r, srvEvent{Op: "closeSent", Err: err})
+		return
+	}
+	for range 1000 {
+		typ, data, err := c.ReadMessage(ctx)
+		if err != nil {
+			s.report(r, srvEvent{Op: "closed", Err: err})
+			_ = c.CloseNow()
+			return
+		}
+		s.report(r, srvEvent{Op: "message", Type: typ, Len: len(data), SHA256: sha256Hex(data)})
+		if err := c.WriteMessage(ctx, typ, data); err != nil {
+			s.report(r, srvEvent{Op: "writeError", Err: err})
+			_ = c.CloseNow()
+			return
+		}
+	}
+	_ = c.Close(ws.StatusPolicyViolation, "too many messages")
+}
+
+// checkServerMessages checks the messages the duplex server received against the steps.
+func (s *duplexServer) checkMessages(t *testing.T, id string, steps []step) {
+	t.Helper()
+	for _, st := range steps {
+		if st.Op != "echo" {
+			continue
+		}
+		ev := s.expect(t, id, "message")
+		if ev.Type != msgType(st.Type) || ev.Len != st.Size || ev.SHA256 != patternSHA(st.Type, st.Size) {
+			t.Errorf("duplex server received %v of %d bytes (sha256 %.12s…), want %s of %d bytes (sha256 %.12s…)",
+				ev.Type, ev.Len, ev.SHA256, st.Type, st.Size, patternSHA(st.Type, st.Size))
+		}
+	}
+}
+
+// checkCloseError checks that err is a *ws.CloseError equal to want.
+func checkCloseError(t testing.TB, err error, want ws.CloseError) {
+	t.Helper()
+	var ce *ws.CloseError
+	if !errors.As(err, &ce) {
+		t.Errorf("got error %v (%T), want *ws.CloseError %+v", err, err, want)
+		return
+	}
+	if *ce != want {
+		t.Errorf("got CloseError %+v, want %+v", *ce, want)
+	}
+	if got := ws.CloseStatus(err); got != want.Code {
+		t.Errorf("CloseStatus = %d, want %d", got, want.Code)
+	}
+}
+
+func msgType(typ string) ws.MessageType {
+	if typ == "text" {
+		return ws.MessageText
+	}
+	return ws.MessageBinary
+}

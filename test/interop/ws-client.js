@@ -1,0 +1,33 @@
+// Node `ws` client peer.
+// usage: node ws-client.js URL '{"protocols":[...], "perMessageDeflate":bool, "steps":[...]}'
+// Prints {"op":"open","protocol":...}, then one line per step (see common.js).
+'use strict';
+const WebSocket = require('ws');
+const { emit, fail, Inbox, runSteps, splitBuffer } = require('./common');
+
+const url = process.argv[2];
+const opts = JSON.parse(process.argv[3] || '{}');
+setTimeout(() => fail('ws-client: timeout'), opts.timeoutMs || 60000).unref();
+
+const clientOpts = { maxPayload: 64 << 20 };
+if (opts.perMessageDeflate !== undefined) clientOpts.perMessageDeflate = opts.perMessageDeflate;
+const socket = new WebSocket(url, opts.protocols || [], clientOpts);
+const inbox = new Inbox();
+
+socket.on('message', (data, isBinary) => inbox.push({ kind: 'message', type: isBinary ? 'binary' : 'text', data }));
+socket.on('close', (code, reason) => inbox.push({ kind: 'close', code, reason: reason.toString() }));
+socket.on('error', fail);
+socket.on('unexpected-response', (req, res) => fail(`ws-client: unexpected response ${res.statusCode}`));
+
+const peer = {
+  send(type, buf, fragments) {
+    const parts = splitBuffer(buf, fragments);
+    parts.forEach((part, i) => socket.send(part, { binary: type === 'binary', fin: i === parts.length - 1 }));
+  },
+  close: (code, reason) => socket.close(code, reason),
+};
+
+socket.on('open', () => {
+  emit({ op: 'open', protocol: socket.protocol, extensions: socket.extensions });
+  runSteps(opts.steps || [], peer, inbox).then(() => process.exit(0), fail);
+});

@@ -1,0 +1,240 @@
+package ws
+
+import (
+	"context"
+	crand "crypto/rand"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults for the connection options.
+const (
+	DefaultReadLimit       = 32 << 20 // largest message accepted, in bytes
+	DefaultReadBufferSize  = 8 << 10
+	DefaultWriteBufferSize = 8 << 10
+	// DefaultCloseTimeout bounds how long Close waits for the peer's close frame.
+	DefaultCloseTimeout = 5 * time.Second
+	// coalesceDelay bounds how long a write may wait to be coalesced with the replies to
+	// frames that were already read but not yet handed to the application.
+	coalesceDelay = time.Millisecond
+)
+
+// MessageType is the type of a data message.
+type MessageType uint8
+
+// The two message types of RFC 6455.
+const (
+	MessageText   MessageType = MessageType(OpText)
+	MessageBinary MessageType = MessageType(OpBinary)
+)
+
+func (t MessageType) String() string { return Opcode(t).String() }
+
+// connConfig holds what the handshake decided and the options that shape a Conn.
+type connConfig struct {
+	isServer        bool
+	subprotocol     string
+	readLimit       int64
+	readBufferSize  int
+	writeBufferSize int
+	onClose         func(*Conn) // called once when the TCP connection is closed
+}
+
+// Conn is a WebSocket connection, on either side, after a successful opening handshake.
+//
+// Concurrency: one goroutine at a time may read (ReadMessage, AppendMessage, NextReader and
+// the reader it returns). Writes (WriteMessage, NextWriter, Ping) and Close, CloseNow,
+// SetPongHandler and the deadline setters are safe to call from any goroutine, concurrently
+// with each other and with the reader. Pings are answered and close frames echoed by the
+// reading goroutine, so an application must keep reading to keep the connection healthy.
+//
+// Memory: a Conn holds no read or write buffer while idle; buffers come from shared pools
+// while bytes move.
+type Conn struct {
+	nc  net.Conn
+	cfg connConfig
+
+	// Read side, owned by the reading goroutine (rmu).
+	rmu       sync.Mutex
+	rb        *[]byte // pooled read buffer; nil while nothing is buffered
+	rpos      int     // unread bytes are (*rb)[rpos:len(*rb)]
+	raw       syscall.RawConn
+	rawRead   func(fd uintptr) bool // c.readRaw, bound once
+	rawN      int
+	rawErr    error
+	frame     Header // current data frame
+	frameLeft int64  // its payload bytes not yet read
+	maskPos   int
+	inMessage bool // a message has started and its final frame has not been read
+	msgType   MessageType
+	msgLen    int64
+	utf8      utf8Validator
+	readErr   error // sticky
+	ctrl      [maxControlPayload]byte
+	reader    messageReader
+	// readBuffered is true while frames that were read from the socket wait in the read
+	// buffer; writes made then are coalesced and flushed before the next socket read.
+	readBuffered atomic.Bool
+
+	// Write side, guarded by wmu. dataMu makes a data message (possibly fragmented) atomic
+	// with respect to other data messages; control frames may go between its fragments.
+	dataMu     sync.Mutex
+	wmu        sync.Mutex
+	wb         *[]byte // pooled write buffer holding frames not yet written
+	pending    atomic.Bool
+	flushTimer *time.Timer
+	writeErr   error
+	closeSent  bool
+	rng        *rand.ChaCha8 // masking keys (client role)
+	writer     messageWriter
+
+	pongHandler atomic.Pointer[func([]byte)]
+	pongs       chan struct{} // signalled (without blocking) on each pong, for KeepAlive
+
+	closeRecv chan struct{} // closed when the peer's close frame has been read
+	closed    chan struct{} // closed when the TCP connection is closed
+	closeOnce sync.Once
+	recvOnce  sync.Once
+}
+
+func newConn(nc net.Conn, buffered []byte, cfg connConfig) *Conn {
+	if cfg.readLimit <= 0 {
+		cfg.readLimit = DefaultReadLimit
+	}
+	if cfg.readBufferSize <= 0 {
+		cfg.readBufferSize = DefaultReadBufferSize
+	}
+	if cfg.writeBufferSize <= 0 {
+		cfg.writeBufferSize = DefaultWriteBufferSize
+	}
+	c := &Conn{
+		nc:        nc,
+		cfg:       cfg,
+		closeRecv: make(chan struct{}),
+		pongs:     make(chan struct{}, 1),
+		closed:    make(chan struct{}),
+	}
+	c.reader.c = c
+	c.writer.c = c
+	if !cfg.isServer {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:]) // crypto/rand never fails on supported platforms
+		c.rng = rand.NewChaCha8(seed)
+	}
+	if len(buffered) > 0 {
+		c.rb = getBuffer(max(len(buffered), cfg.readBufferSize))
+		*c.rb = append(*c.rb, buffered...)
+	}
+	c.setupRawRead()
+	return c
+}
+
+// Subprotocol returns the subprotocol chosen in the handshake, or "".
+func (c *Conn) Subprotocol() string { return c.cfg.subprotocol }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// SetReadDeadline sets the deadline for reads on the underlying connection. A read that
+// times out fails the connection: later reads return the same error.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for writes on the underlying connection. A write that
+// times out fails the connection.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
+// SetPongHandler sets the function called, on the reading goroutine, with the payload of each
+// pong received. nil removes it. The handler must not block.
+func (c *Conn) SetPongHandler(h func(data []byte)) {
+	if h == nil {
+		c.pongHandler.Store(nil)
+		return
+	}
+	c.pongHandler.Store(&h)
+}
+
+// Done returns a channel that is closed when the underlying connection has been closed.
+func (c *Conn) Done() <-chan struct{} { return c.closed }
+
+// CloseNow closes the underlying connection at once, without a close handshake. It is safe to
+// call more than once and from any goroutine.
+func (c *Conn) CloseNow() error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.nc.Close()
+		close(c.closed)
+		if c.cfg.onClose != nil {
+			c.cfg.onClose(c)
+		}
+	})
+	return err
+}
+
+// Close performs the closing handshake: it sends a close frame with code and reason (a reason
+// longer than 123 bytes is cut), waits up to DefaultCloseTimeout for the peer's close frame,
+// then closes the underlying connection. If a read is in progress on another goroutine, that
+// read receives the peer's close frame and returns its *CloseError; otherwise Close reads and
+// discards data until the close frame arrives. Code must be valid on the wire (not 1005,
+// 1006 or 1015); use StatusNormalClosure when in doubt.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if !code.validOnWire() {
+		code = StatusNormalClosure
+	}
+	sendErr := c.writeClose(code, reason)
+	if sendErr == nil || sendErr == errCloseAlreadySent {
+		c.awaitPeerClose(DefaultCloseTimeout)
+	}
+	err := c.CloseNow()
+	if sendErr != nil && sendErr != errCloseAlreadySent {
+		return sendErr
+	}
+	return err
+}
+
+// awaitPeerClose waits for the peer's close frame, reading it itself when no other goroutine
+// is reading.
+func (c *Conn) awaitPeerClose(timeout time.Duration) {
+	if c.rmu.TryLock() {
+		defer c.rmu.Unlock()
+		if c.readErr != nil {
+			return
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		for c.readErr == nil {
+			if c.frameLeft > 0 || c.inMessage {
+				if err := c.discardMessage(); err != nil {
+					return
+				}
+				continue
+			}
+			if _, err := c.nextDataFrame(); err != nil {
+				return
+			}
+			c.inMessage = true
+		}
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.closeRecv:
+	case <-c.closed:
+	case <-t.C:
+	}
+}
+
+// watchContext arranges for a blocking call to be interrupted when ctx is done, by moving the
+// connection's deadline into the past. The returned stop reports whether ctx fired.
+func (c *Conn) watchContext(ctx context.Context, setDeadline func(time.Time) error) (stop func() bool) {
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, func() { _ = setDeadline(time.Unix(1, 0)) })
+}

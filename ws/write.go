@@ -1,0 +1,259 @@
+package ws
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"time"
+)
+
+// errCloseAlreadySent is returned by writeClose when a close frame went out before.
+var errCloseAlreadySent = errors.New("ws: close frame already sent")
+
+// WriteMessage sends data as one message of type typ, in a single frame. It is safe to call
+// from several goroutines; messages are not interleaved. ctx bounds the write; a write that
+// ctx or a deadline interrupts fails the connection.
+func (c *Conn) WriteMessage(ctx context.Context, typ MessageType, data []byte) error {
+	if typ != MessageText && typ != MessageBinary {
+		return errors.New("ws: WriteMessage with an invalid message type")
+	}
+	c.dataMu.Lock()
+	defer c.dataMu.Unlock()
+	return c.writeFrame(ctx, true, Opcode(typ), data)
+}
+
+// NextWriter starts a message of type typ whose payload is given in pieces: each Write sends
+// one frame and Close sends the final (empty) one. Until Close, other data messages wait
+// (control frames still go out), so always Close the writer.
+func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
+	if typ != MessageText && typ != MessageBinary {
+		return nil, errors.New("ws: NextWriter with an invalid message type")
+	}
+	c.dataMu.Lock()
+	c.wmu.Lock()
+	err := c.writeErr
+	if err == nil && c.closeSent {
+		err = ErrClosed
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.dataMu.Unlock()
+		return nil, err
+	}
+	c.writer = messageWriter{c: c, ctx: ctx, op: Opcode(typ)}
+	return &c.writer, nil
+}
+
+// messageWriter sends a fragmented message for NextWriter.
+type messageWriter struct {
+	c      *Conn
+	ctx    context.Context
+	op     Opcode // opcode of the next frame: the message type first, then continuation
+	closed bool
+}
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, ErrClosed
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := w.c.writeFrame(w.ctx, false, w.op, p); err != nil {
+		return 0, err
+	}
+	w.op = OpContinuation
+	return len(p), nil
+}
+
+func (w *messageWriter) Close() error {
+	if w.closed {
+		return ErrClosed
+	}
+	w.closed = true
+	defer w.c.dataMu.Unlock()
+	return w.c.writeFrame(w.ctx, true, w.op, nil)
+}
+
+// Ping sends a ping frame with data (at most 125 bytes). The pong arrives on the reading
+// goroutine; see SetPongHandler and KeepAlive.
+func (c *Conn) Ping(ctx context.Context, data []byte) error {
+	if len(data) > maxControlPayload {
+		return errors.New("ws: ping payload over 125 bytes")
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent && c.writeErr == nil {
+		return ErrClosed
+	}
+	return c.writeFrameLocked(ctx, true, OpPing, data, false)
+}
+
+// writeControl sends a pong or other control frame at once.
+func (c *Conn) writeControl(op Opcode, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return errCloseAlreadySent
+	}
+	return c.writeFrameLocked(context.Background(), true, op, payload, true)
+}
+
+// writeClose sends a close frame (code 0: no payload) unless one was sent already; after it,
+// data writes fail with ErrClosed.
+func (c *Conn) writeClose(code StatusCode, reason string) error {
+	var payload [maxControlPayload]byte
+	n := 0
+	if code != 0 {
+		binary.BigEndian.PutUint16(payload[:], uint16(code))
+		n = 2 + copy(payload[2:], truncateUTF8(reason, maxCloseReason))
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent {
+		return errCloseAlreadySent
+	}
+	err := c.writeFrameLocked(context.Background(), true, OpClose, payload[:n], false)
+	c.closeSent = true
+	return err
+}
+
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent && c.writeErr == nil {
+		return ErrClosed
+	}
+	return c.writeFrameLocked(ctx, fin, op, payload, true)
+}
+
+// writeFrameLocked encodes one frame into the write buffer and writes it out, or leaves it
+// there to be coalesced with others when coalesce is set and the reader holds frames that
+// were read but not yet handled. Large payloads are written without a copy where possible.
+func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, payload []byte, coalesce bool) error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	h := Header{Fin: fin, Opcode: op, Length: int64(len(payload))}
+	if !c.cfg.isServer {
+		h.Masked = true
+		binary.LittleEndian.PutUint32(h.Mask[:], uint32(c.rng.Uint64()))
+	}
+	if c.wb == nil {
+		c.wb = getBuffer(c.cfg.writeBufferSize)
+	}
+	if len(*c.wb)+MaxHeaderSize+len(payload) <= cap(*c.wb) {
+		*c.wb = AppendHeader(*c.wb, h)
+		start := len(*c.wb)
+		*c.wb = append(*c.wb, payload...)
+		if h.Masked {
+			MaskBytes(h.Mask, 0, (*c.wb)[start:])
+		}
+		if coalesce && c.readBuffered.Load() {
+			c.deferFlush()
+			return nil
+		}
+		return c.flushLocked(ctx)
+	}
+	return c.writeLargeLocked(ctx, h, payload)
+}
+
+// writeLargeLocked writes a frame whose payload does not fit in the write buffer, along with
+// whatever the buffer already holds.
+func (c *Conn) writeLargeLocked(ctx context.Context, h Header, payload []byte) error {
+	stop := c.watchContext(ctx, c.nc.SetWriteDeadline)
+	var err error
+	if !h.Masked {
+		// One writev: buffered frames and the header, then the caller's payload as is.
+		*c.wb = AppendHeader(*c.wb, h)
+		bufs := net.Buffers{*c.wb, payload}
+		_, err = bufs.WriteTo(c.nc)
+	} else {
+		// The mask must not touch the caller's memory: mask a buffer-sized piece at a time.
+		*c.wb = AppendHeader(*c.wb, h)
+		pos := 0
+		for err == nil && len(payload) > 0 {
+			start := len(*c.wb)
+			n := min(len(payload), cap(*c.wb)-start)
+			*c.wb = append(*c.wb, payload[:n]...)
+			pos = MaskBytes(h.Mask, pos, (*c.wb)[start:])
+			payload = payload[n:]
+			_, err = c.nc.Write(*c.wb)
+			*c.wb = (*c.wb)[:0]
+		}
+	}
+	c.releaseWriteBuffer()
+	return c.writeDone(ctx, stop, err)
+}
+
+// flushLocked writes out the write buffer.
+func (c *Conn) flushLocked(ctx context.Context) error {
+	if c.wb == nil || len(*c.wb) == 0 {
+		return nil
+	}
+	stop := c.watchContext(ctx, c.nc.SetWriteDeadline)
+	_, err := c.nc.Write(*c.wb)
+	c.releaseWriteBuffer()
+	return c.writeDone(ctx, stop, err)
+}
+
+func (c *Conn) releaseWriteBuffer() {
+	if c.pending.Load() {
+		c.pending.Store(false)
+		c.flushTimer.Stop()
+	}
+	if c.wb != nil {
+		putBuffer(c.wb)
+		c.wb = nil
+	}
+}
+
+// writeDone makes a write error sticky; a write that fails leaves a partial frame on the
+// wire, so the connection is closed.
+func (c *Conn) writeDone(ctx context.Context, stop func() bool, err error) error {
+	if stop != nil && !stop() && err != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.writeErr = err
+		c.CloseNow()
+	}
+	return err
+}
+
+// deferFlush leaves the buffered frames for the reader to flush before its next socket read,
+// with a timer as the bound in case the reader does not come back soon.
+func (c *Conn) deferFlush() {
+	if c.pending.Load() {
+		return
+	}
+	c.pending.Store(true)
+	if c.flushTimer == nil {
+		c.flushTimer = time.AfterFunc(coalesceDelay, func() { c.flushPending() })
+	} else {
+		c.flushTimer.Reset(coalesceDelay)
+	}
+}
+
+// flushPending writes out frames left to be coalesced.
+func (c *Conn) flushPending() {
+	if !c.pending.Load() {
+		return
+	}
+	c.wmu.Lock()
+	_ = c.flushLocked(context.Background())
+	c.wmu.Unlock()
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
