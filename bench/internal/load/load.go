@@ -154,14 +154,19 @@ type timing struct {
 	warmEnd, end time.Duration
 }
 
+// maxBatchBytes bounds one pipelined write.
+const maxBatchBytes = 64 << 10
+
 type worker struct {
 	id  int
 	c   *Conn
 	cfg Config
 	tm  timing
 
-	out     []byte // one outgoing message: frame header + masked payload, or raw payload
-	off     int    // offset of the payload in out
+	out     []byte // batch copies of one outgoing message: frame header + masked payload, or raw payload
+	flen    int    // length of one message in out
+	off     int    // offset of the payload in a message
+	batch   int    // most messages sent in one write
 	mask    [4]byte
 	pattern []byte // expected echo, except the sequence number in its first bytes
 	rbuf    []byte
@@ -195,11 +200,16 @@ func newWorker(id int, c *Conn, cfg Config, tm timing) *worker {
 	for i := range w.mask {
 		w.mask[i] = byte(1 + r.Intn(255)) // never zero, so masking really happens
 	}
+	var one []byte
 	if cfg.WebSocket {
-		w.out = appendClientFrame(nil, w.mask, w.pattern)
-		w.off = len(w.out) - cfg.Payload
+		one = appendClientFrame(nil, w.mask, w.pattern)
 	} else {
-		w.out = append([]byte(nil), w.pattern...)
+		one = append([]byte(nil), w.pattern...)
+	}
+	w.flen, w.off = len(one), len(one)-cfg.Payload
+	w.batch = max(1, min(cfg.InFlight, maxBatchBytes/w.flen))
+	for i := 0; i < w.batch; i++ {
+		w.out = append(w.out, one...)
 	}
 	for i := 0; i < cfg.InFlight; i++ {
 		w.tokens <- struct{}{}
@@ -240,11 +250,11 @@ func (w *worker) fail(err error) {
 
 func (w *worker) seqLen() int { return min(8, w.cfg.Payload) }
 
-// setSeq writes seq into the first bytes of the outgoing payload.
-func (w *worker) setSeq(seq int64) {
+// setSeq writes seq into the first payload bytes of message slot of w.out.
+func (w *worker) setSeq(slot int, seq int64) {
 	var s [8]byte
 	binary.LittleEndian.PutUint64(s[:], uint64(seq))
-	p := w.out[w.off:]
+	p := w.out[slot*w.flen+w.off:]
 	for i := 0; i < w.seqLen(); i++ {
 		if w.cfg.WebSocket {
 			p[i] = s[i] ^ w.mask[i&3]
@@ -270,26 +280,41 @@ func (w *worker) writeLoop() {
 	_ = nc.SetWriteDeadline(endAt.Add(w.cfg.Grace))
 	stop := time.NewTimer(time.Until(endAt))
 	defer stop.Stop()
+	win := int64(w.cfg.InFlight)
 	held := 0
-	for seq := int64(0); seq < w.cfg.MaxMsgs; seq++ {
+	for seq := int64(0); seq < w.cfg.MaxMsgs; {
 		select {
 		case <-w.tokens:
 			held = 1
 		case <-stop.C:
-			held = 0
 		case <-w.failed:
 			return
 		}
 		if held == 0 || time.Since(w.tm.base) >= w.tm.end {
 			break
 		}
-		w.setSeq(seq)
-		w.sendAt[seq%int64(w.cfg.InFlight)].Store(int64(time.Since(w.tm.base)))
+		// Take every other free slot too and send those messages in one
+		// write, as a pipelining client would.
+	more:
+		for held < w.batch && seq+int64(held) < w.cfg.MaxMsgs {
+			select {
+			case <-w.tokens:
+				held++
+			default:
+				break more
+			}
+		}
+		for i := 0; i < held; i++ {
+			w.setSeq(i, seq+int64(i))
+			w.sendAt[(seq+int64(i))%win].Store(int64(time.Since(w.tm.base)))
+		}
+		n := held
 		held = 0
-		if _, err := nc.Write(w.out); err != nil {
+		if _, err := nc.Write(w.out[:n*w.flen]); err != nil {
 			w.fail(fmt.Errorf("write: %w", err))
 			return
 		}
+		seq += int64(n)
 	}
 	// Wait for every outstanding echo: all tokens back.
 	grace := time.NewTimer(w.cfg.Grace)
