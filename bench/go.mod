@@ -1,6 +1,6 @@
 module github.com/duplexio/duplex/bench
 
-go 1.23
+go 1.24
 
 require (
 	github.com/duplexio/duplex v0.0.0

@@ -1,5 +1,3 @@
-//go:build duplexws
-
 package servers
 
 import (
