@@ -467,3 +467,28 @@ func Idle(ctx context.Context, addr, path string, websocket bool, n int, hold ti
 	sleepUntil(ctx, time.Now().Add(hold))
 	return nil
 }
+
+// Client is a synchronous echo client for in-process benchmarks: each
+// RoundTrip writes one message and reads and verifies its echo. It does not
+// allocate per message.
+type Client struct{ w *worker }
+
+// NewClient wraps c (from Dial) to send payload-byte messages.
+func NewClient(c *Conn, payload int, websocket bool) *Client {
+	cfg := Config{WebSocket: websocket, Payload: payload, InFlight: 1}
+	return &Client{w: newWorker(0, c, cfg, timing{})}
+}
+
+// RoundTrip sends message seq and checks its echo.
+func (cl *Client) RoundTrip(seq int64) error {
+	w := cl.w
+	w.setSeq(0, seq)
+	if _, err := w.c.nc.Write(w.out[:w.flen]); err != nil {
+		return err
+	}
+	p, err := w.readEcho()
+	if err != nil {
+		return err
+	}
+	return w.check(p, seq)
+}

@@ -1,0 +1,5 @@
+// Package bench holds the side-by-side benchmark harness for duplex's ws
+// package: echo servers per library (internal/servers), a library-neutral load
+// generator (internal/load, cmd/load), the runner (cmd/compare), the smoke
+// tests that keep them honest and Go microbenchmarks. See README.md.
+package bench
