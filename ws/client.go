@@ -128,13 +128,25 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	if err != nil {
 		nc.Close()
-		if ctx.Err() != nil && !isHandshakeError(err) {
-			err = fmt.Errorf("ws: dial %s: %w (%w)", rawURL, ctx.Err(), err)
+		if cerr := contextError(ctx); cerr != nil && !isHandshakeError(err) {
+			err = fmt.Errorf("ws: dial %s: %w (%w)", rawURL, cerr, err)
 		}
 		return nil, resp, err
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return c, resp, nil
+}
+
+// contextError returns ctx's error, counting a deadline that has passed even before ctx's own
+// timer has fired (the connection's deadline, set from it, may fire first).
+func contextError(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func isHandshakeError(err error) bool {

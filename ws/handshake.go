@@ -40,7 +40,7 @@ func (e *HandshakeError) Error() string {
 // headerHasToken reports whether a comma-separated token list header (its values may be
 // split over several header lines) contains token, compared case-insensitively.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h[name] {
+	for _, v := range h.Values(name) {
 		for part := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(part), token) {
 				return true
@@ -53,7 +53,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // headerTokens returns the tokens of a comma-separated list header, in order.
 func headerTokens(h http.Header, name string) []string {
 	var out []string
-	for _, v := range h[name] {
+	for _, v := range h.Values(name) {
 		for part := range strings.SplitSeq(v, ",") {
 			if t := strings.TrimSpace(part); t != "" {
 				out = append(out, t)
