@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -993,5 +994,52 @@ func TestClientMasksEveryFrameWithFreshKey(t *testing.T) {
 	}
 	if len(keys) != frames {
 		t.Errorf("%d client frames used only %d distinct masking keys: %v", frames, len(keys), keys)
+	}
+}
+
+// TestConformanceLeavesNoGoroutines runs one echo, one failure and one
+// closing handshake per role and checks that no goroutine outlives them
+// (the harness closes both ends and waits for the application goroutine;
+// this checks the library's own goroutines too). It does not run in
+// parallel, so that other tests do not disturb the count.
+func TestConformanceLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, r := range allRoles {
+		t.Run(string(r), func(t *testing.T) {
+			t.Run("echo", func(t *testing.T) {
+				h := start(t, r, options{})
+				h.send(text("hello"), ping("p"))
+				h.expectText("hello")
+				h.expectPong([]byte("p"))
+			})
+			t.Run("fail", func(t *testing.T) {
+				h := start(t, r, options{})
+				h.send(wstest.Frame{Fin: true, Opcode: 0x3})
+				h.expectFail(ws.StatusProtocolError)
+			})
+			t.Run("close", func(t *testing.T) {
+				h := start(t, r, options{})
+				h.send(closeFrame(1000, ""))
+				h.expectCloseReply(1000, "")
+			})
+			t.Run("peer_vanishes_mid_message", func(t *testing.T) {
+				h := start(t, r, options{})
+				h.send(frag(wstest.OpText, false, "half"))
+				time.Sleep(10 * time.Millisecond)
+				h.peer.Close()
+				h.expectAppError(ws.StatusAbnormalClosure, "", false, false)
+			})
+		})
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	after := runtime.NumGoroutine()
+	for after > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		after = runtime.NumGoroutine()
+	}
+	if after > before {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Errorf("%d goroutines before, %d after the conformance scenarios:\n%s", before, after, buf[:n])
 	}
 }
