@@ -194,6 +194,7 @@ type idleSample struct {
 
 type report struct {
 	Started  time.Time    `json:"started"`
+	Tree     string       `json:"tree"` // git commit of the duplex tree, "+dirty" when ws/ has local changes
 	Samples  []sample     `json:"samples"`
 	Idle     []idleSample `json:"idle"`
 	Failures []string     `json:"failures"`
@@ -212,7 +213,7 @@ func (o options) cells() []cell {
 }
 
 func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{Started: time.Now()}
+	rep := &report{Started: time.Now(), Tree: treeVersion()}
 	cells := o.cells()
 	for r := 0; r < o.runs; r++ {
 		// Rotate the order each run so no impl always goes first or last.
@@ -474,6 +475,7 @@ func (rep *report) print(w io.Writer, o options) {
 		}
 		by[k][s.Run] = s.Res
 	}
+	fmt.Fprintf(w, "\nduplex tree: %s; %s, GOMAXPROCS of each process = 1 CPU when pinned\n", rep.Tree, runtime.Version())
 	fmt.Fprintf(w, "\n## Echo throughput and latency (median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
 		o.runs, o.duration, o.serverCPU, o.loadCPU)
 	fmt.Fprintln(w, "| conns | size | in flight | impl | msgs/s | vs tcp | p50 µs | p99 µs | server CPU µs/msg | runs |")
@@ -531,4 +533,18 @@ func (rep *report) print(w io.Writer, o options) {
 			fmt.Fprintf(w, "- %s\n", f)
 		}
 	}
+}
+
+// treeVersion names the duplex commit being measured, marked dirty when ws/
+// has uncommitted changes.
+func treeVersion() string {
+	out, err := exec.Command("git", "-C", "..", "log", "-1", "--format=%h").Output()
+	if err != nil {
+		return "unknown"
+	}
+	v := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--", "ws").Output(); err == nil && len(st) > 0 {
+		v += "+dirty"
+	}
+	return v
 }

@@ -415,10 +415,12 @@ func (w *worker) readEcho() ([]byte, error) {
 	return w.rbuf[:n], nil
 }
 
+// readServerHeader reads one server frame header. It peeks into br rather
+// than reading into a local array, so it never allocates.
 func readServerHeader(br *bufio.Reader) (fin bool, op byte, length int64, err error) {
-	var h [2]byte
-	if _, err = io.ReadFull(br, h[:]); err != nil {
-		return
+	h, err := br.Peek(2)
+	if err != nil {
+		return false, 0, 0, err
 	}
 	fin, op = h[0]&0x80 != 0, h[0]&0x0F
 	if h[0]&0x70 != 0 {
@@ -430,25 +432,29 @@ func readServerHeader(br *bufio.Reader) (fin bool, op byte, length int64, err er
 	if op >= 0x8 {
 		return fin, op, 0, fmt.Errorf("unexpected control frame, opcode %#x", op)
 	}
-	length = int64(h[1] & 0x7F)
-	switch length {
+	hl := 2
+	switch h[1] & 0x7F {
 	case 126:
-		var e [2]byte
-		if _, err = io.ReadFull(br, e[:]); err != nil {
-			return
-		}
-		length = int64(binary.BigEndian.Uint16(e[:]))
+		hl = 4
 	case 127:
-		var e [8]byte
-		if _, err = io.ReadFull(br, e[:]); err != nil {
-			return
-		}
-		length = int64(binary.BigEndian.Uint64(e[:]))
+		hl = 10
+	}
+	if h, err = br.Peek(hl); err != nil {
+		return fin, op, 0, err
+	}
+	switch hl {
+	case 2:
+		length = int64(h[1] & 0x7F)
+	case 4:
+		length = int64(binary.BigEndian.Uint16(h[2:]))
+	case 10:
+		length = int64(binary.BigEndian.Uint64(h[2:]))
 		if length < 0 {
 			return fin, op, 0, fmt.Errorf("frame length overflows")
 		}
 	}
-	return fin, op, length, nil
+	_, err = br.Discard(hl)
+	return fin, op, length, err
 }
 
 // Idle opens n connections and keeps them open until ctx ends or hold
