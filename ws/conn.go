@@ -168,8 +168,8 @@ func (c *Conn) Done() <-chan struct{} { return c.closed }
 func (c *Conn) CloseNow() error {
 	var err error
 	c.closeOnce.Do(func() {
+		close(c.closed) // first, so that a read failing on the closed socket sees why
 		err = c.nc.Close()
-		close(c.closed)
 		if c.cfg.onClose != nil {
 			c.cfg.onClose(c)
 		}
@@ -207,17 +207,8 @@ func (c *Conn) awaitPeerClose(timeout time.Duration) {
 			return
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-		for c.readErr == nil {
-			if c.frameLeft > 0 || c.inMessage {
-				if err := c.discardMessage(); err != nil {
-					return
-				}
-				continue
-			}
-			if _, err := c.nextDataFrame(); err != nil {
-				return
-			}
-			c.inMessage = true
+		// Data that arrives after our close frame is read and dropped (RFC 6455 §5.5.1).
+		for c.startMessage() == nil {
 		}
 		return
 	}
@@ -230,11 +221,18 @@ func (c *Conn) awaitPeerClose(timeout time.Duration) {
 	}
 }
 
-// watchContext arranges for a blocking call to be interrupted when ctx is done, by moving the
-// connection's deadline into the past. The returned stop reports whether ctx fired.
-func (c *Conn) watchContext(ctx context.Context, setDeadline func(time.Time) error) (stop func() bool) {
+// watchContext arranges for a blocking read (or write) to be interrupted when ctx is done, by
+// moving the connection's read (or write) deadline into the past. The returned stop reports
+// whether ctx had not fired; it is nil when ctx can never fire.
+func (c *Conn) watchContext(ctx context.Context, read bool) (stop func() bool) {
 	if ctx.Done() == nil {
 		return nil
 	}
-	return context.AfterFunc(ctx, func() { _ = setDeadline(time.Unix(1, 0)) })
+	return context.AfterFunc(ctx, func() {
+		if read {
+			_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		} else {
+			_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
+		}
+	})
 }

@@ -24,7 +24,7 @@ func (c *Conn) ReadMessage(ctx context.Context) (MessageType, []byte, error) {
 func (c *Conn) AppendMessage(ctx context.Context, dst []byte) (MessageType, []byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	stop := c.watchContext(ctx, c.nc.SetReadDeadline)
+	stop := c.watchContext(ctx, true)
 	typ, dst, err := c.appendMessage(dst)
 	return typ, dst, c.endRead(ctx, stop, err)
 }
@@ -36,7 +36,7 @@ func (c *Conn) AppendMessage(ctx context.Context, dst []byte) (MessageType, []by
 func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	stop := c.watchContext(ctx, c.nc.SetReadDeadline)
+	stop := c.watchContext(ctx, true)
 	err := c.startMessage()
 	if err = c.endRead(ctx, stop, err); err != nil {
 		return 0, nil, err
@@ -47,8 +47,10 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 // endRead finishes a read call: it turns a deadline forced by ctx into ctx's error, makes any
 // error sticky, and lets buffered frames coalesce the writes that answer them.
 func (c *Conn) endRead(ctx context.Context, stop func() bool, err error) error {
-	if stop != nil && !stop() && err != nil && c.readErr == nil {
+	if stop != nil && !stop() && err != nil {
+		// ctx fired and moved the deadline: the read failed because of ctx.
 		err = ctx.Err()
+		c.readErr = err
 	}
 	if err != nil {
 		if c.readErr == nil {

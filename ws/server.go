@@ -70,6 +70,7 @@ type Upgrader struct {
 	mu           sync.Mutex
 	conns        map[*Conn]struct{}
 	shuttingDown bool
+	handshaking  sync.WaitGroup // accepted requests whose Conn is not yet registered
 }
 
 // handshake is the outcome of checking an upgrade request.
@@ -112,6 +113,9 @@ func (u *Upgrader) check(r *http.Request) (handshake, *HandshakeError) {
 	}
 	u.mu.Lock()
 	down := u.shuttingDown
+	if !down {
+		u.handshaking.Add(1) // Done in finish, or where the handshake fails after this point
+	}
 	u.mu.Unlock()
 	if down {
 		return fail(http.StatusServiceUnavailable, "server is shutting down")
@@ -171,6 +175,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		u.handshaking.Done()
 		herr := &HandshakeError{StatusCode: http.StatusInternalServerError, Reason: "cannot hijack the connection: " + err.Error()}
 		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
 		return nil, herr
@@ -246,6 +251,7 @@ func writeRawError(nc net.Conn, herr *HandshakeError) {
 
 // finish writes the 101 response and makes the Conn.
 func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake) (*Conn, error) {
+	defer u.handshaking.Done()
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
 	b.WriteString(hs.accept)
@@ -301,6 +307,15 @@ func (u *Upgrader) forget(c *Conn) {
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.mu.Lock()
 	u.shuttingDown = true
+	u.mu.Unlock()
+	// Handshakes already accepted finish first, so that their connections are closed too.
+	registered := make(chan struct{})
+	go func() { u.handshaking.Wait(); close(registered) }()
+	select {
+	case <-registered:
+	case <-ctx.Done():
+	}
+	u.mu.Lock()
 	open := make([]*Conn, 0, len(u.conns))
 	for c := range u.conns {
 		open = append(open, c)

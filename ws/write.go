@@ -163,7 +163,7 @@ func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, payloa
 // writeLargeLocked writes a frame whose payload does not fit in the write buffer, along with
 // whatever the buffer already holds.
 func (c *Conn) writeLargeLocked(ctx context.Context, h Header, payload []byte) error {
-	stop := c.watchContext(ctx, c.nc.SetWriteDeadline)
+	stop := c.watchContext(ctx, false)
 	var err error
 	if !h.Masked {
 		// One writev: buffered frames and the header, then the caller's payload as is.
@@ -193,7 +193,7 @@ func (c *Conn) flushLocked(ctx context.Context) error {
 	if c.wb == nil || len(*c.wb) == 0 {
 		return nil
 	}
-	stop := c.watchContext(ctx, c.nc.SetWriteDeadline)
+	stop := c.watchContext(ctx, false)
 	_, err := c.nc.Write(*c.wb)
 	c.releaseWriteBuffer()
 	return c.writeDone(ctx, stop, err)
