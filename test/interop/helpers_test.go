@@ -145,11 +145,14 @@ type clientArgs struct {
 	TimeoutMs         int      `json:"timeoutMs"`
 }
 
-func echoSteps() []step {
+// echoSteps is one echo step per type and size, sizes up to max bytes.
+func echoSteps(max int) []step {
 	var steps []step
 	for _, typ := range msgTypes {
 		for _, n := range sizes {
-			steps = append(steps, step{Op: "echo", Type: typ, Size: n})
+			if n <= max {
+				steps = append(steps, step{Op: "echo", Type: typ, Size: n})
+			}
 		}
 	}
 	return steps

@@ -24,7 +24,7 @@ func TestDuplexServerEchoesNodeClients(t *testing.T) {
 			t.Run(cl.name+"/"+mode, func(t *testing.T) {
 				t.Parallel()
 				srv := startDuplexServer(t, mode, &ws.Upgrader{})
-				steps := append(echoSteps(), step{Op: "close", Code: 1000})
+				steps := append(echoSteps(16<<20), step{Op: "close", Code: 1000})
 				events := runClient(t, cl.script, srv.url("echo"), clientArgs{Steps: steps})
 				srv.expect(t, "echo", "open")
 				checkEchoEvents(t, steps[:len(steps)-1], events)

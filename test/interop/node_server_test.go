@@ -101,7 +101,7 @@ func (s *wsServer) checkReceived(t *testing.T, id, typ string, n int) {
 
 // Every size and type sent by ws.Dial's Conn reaches the Node ws server
 // byte-exact and comes back byte-exact, with and without permessage-deflate
-// enabled on the server (duplex does not negotiate it).
+// enabled on the server.
 func TestDuplexClientEchoesNodeWSServer(t *testing.T) {
 	requireNode(t)
 	for _, deflate := range []bool{false, true} {
@@ -111,7 +111,7 @@ func TestDuplexClientEchoesNodeWSServer(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			c, _ := dial(t, ctx, srv.url("echo"), nil)
-			srv.expect(t, "echo", "open")
+			t.Logf("duplex client offered extensions %q", srv.expect(t, "echo", "open").Extensions)
 			for _, typ := range msgTypes {
 				for _, n := range sizes {
 					t.Run(fmt.Sprintf("%s/%d", typ, n), func(t *testing.T) {
@@ -213,6 +213,32 @@ func TestDuplexClientAnswersNodeWSServerPing(t *testing.T) {
 			_ = c.Close(ws.StatusNormalClosure, "")
 		})
 	}
+}
+
+// The Node ws server answers a ping from ws.Dial's Conn with the same payload.
+func TestNodeWSServerAnswersDuplexClientPing(t *testing.T) {
+	requireNode(t)
+	srv := startWSServer(t, wsServerArgs{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _ := dial(t, ctx, srv.url("dping"), nil)
+	pongs := make(chan string, 4)
+	c.SetPongHandler(func(data []byte) { pongs <- string(data) })
+	if err := c.Ping(ctx, []byte("duplex ping")); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	// The pong precedes the echo of a message written after the ping, and the
+	// read that returns the echo is what processes it.
+	roundTrip(t, ctx, c, "text", pattern("text", 10), 1)
+	select {
+	case got := <-pongs:
+		if got != "duplex ping" {
+			t.Errorf("pong payload %q, want %q", got, "duplex ping")
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("no pong handled")
+	}
+	_ = c.Close(ws.StatusNormalClosure, "")
 }
 
 // ws.Dial offers its subprotocols and reports the one the Node ws server chose.

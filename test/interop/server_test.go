@@ -25,8 +25,9 @@ var serverModes = []string{modeHTTP, modeConn}
 
 // srvEvent is what the duplex server's handler saw on one connection.
 type srvEvent struct {
-	Op          string // open, message, closed (read error), closeSent, rejected, writeError
+	Op          string // open, message, pong, closed (read error), closeSent, rejected, writeError, pingError
 	Subprotocol string
+	Data        string // pong payload
 	Type        ws.MessageType
 	Len         int
 	SHA256      string
@@ -35,7 +36,8 @@ type srvEvent struct {
 
 // duplexServer is a duplex echo server on 127.0.0.1. Per connection, the
 // query selects the behaviour: ?id= names the connection's event stream,
-// ?close=CODE&reason=R closes right after the handshake, else it echoes.
+// ?close=CODE&reason=R closes right after the handshake, else it echoes;
+// ?ping=DATA sends a ping first and reports the pong.
 type duplexServer struct {
 	wsURL   string // ws://127.0.0.1:port/ws
 	pageURL string // http://127.0.0.1:port/ (modeHTTP only): a blank same-origin page
@@ -121,6 +123,17 @@ func startDuplexServer(t *testing.T, mode string, up *ws.Upgrader) *duplexServer
 	return s
 }
 
+// startPageServer serves the blank page from its own origin (another port).
+func startPageServer(t *testing.T) string {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(blankPage))
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL + "/"
+}
+
 // url is the WebSocket URL for connection id with extra query parameters (key, value, ...).
 func (s *duplexServer) url(id string, kv ...string) string {
 	q := url.Values{"id": {id}}
@@ -198,6 +211,12 @@ func (s *duplexServer) serve(c *ws.Conn, r *http.Request) {
 		err := c.Close(ws.StatusCode(n), q.Get("reason"))
 		s.report(r, srvEvent{Op: "closeSent", Err: err})
 		return
+	}
+	if q.Has("ping") {
+		c.SetPongHandler(func(data []byte) { s.report(r, srvEvent{Op: "pong", Data: string(data)}) })
+		if err := c.Ping(ctx, []byte(q.Get("ping"))); err != nil {
+			s.report(r, srvEvent{Op: "pingError", Err: err})
+		}
 	}
 	for range 1000 {
 		typ, data, err := c.ReadMessage(ctx)
