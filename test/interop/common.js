@@ -35,7 +35,8 @@ class Inbox {
 // runSteps runs the scenario steps against a connected peer adapter:
 //   peer.send(type, buf, fragments), peer.close(code, reason), inbox of
 //   {kind:'message', type, data} / {kind:'close', code, reason}.
-// Steps: {op:'echo', type, size, fragments?}, {op:'close', code, reason}, {op:'awaitClose'}.
+// Steps: {op:'echo', type, size, fragments?}, {op:'send', type, size | hex} (no echo
+// expected), {op:'close', code, reason}, {op:'awaitClose'}.
 async function runSteps(steps, peer, inbox) {
   for (const step of steps) {
     if (step.op === 'echo') {
@@ -45,6 +46,8 @@ async function runSteps(steps, peer, inbox) {
       if (got.kind !== 'message') throw new Error(`echo ${step.type}/${step.size}: got ${JSON.stringify(got)}`);
       emit({ op: 'echo', type: step.type, size: step.size, gotType: got.type, len: got.data.length,
         match: got.type === step.type && sent.equals(got.data), sha256: sha256(got.data) });
+    } else if (step.op === 'send') {
+      peer.send(step.type, step.hex ? Buffer.from(step.hex, 'hex') : payload(step.type, step.size), 1);
     } else if (step.op === 'close' || step.op === 'awaitClose') {
       if (step.op === 'close') peer.close(step.code, step.reason);
       let got;

@@ -129,9 +129,10 @@ type event struct {
 
 // step is one scenario step for ws-client.js and websocket-client.js.
 type step struct {
-	Op        string `json:"op"` // echo, close, awaitClose
+	Op        string `json:"op"` // echo, send, close, awaitClose
 	Type      string `json:"type,omitempty"`
 	Size      int    `json:"size"`
+	Hex       string `json:"hex,omitempty"` // send: these bytes instead of the pattern
 	Fragments int    `json:"fragments,omitempty"`
 	Code      int    `json:"code,omitempty"`
 	Reason    string `json:"reason,omitempty"`

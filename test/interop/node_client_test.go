@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/duplexio/duplex/ws"
@@ -62,23 +63,27 @@ func TestDuplexServerReassemblesNodeWSFragments(t *testing.T) {
 	}
 }
 
-// Close codes travel both ways between the Node clients and the duplex server.
+// Close codes travel both ways between the Node clients and the duplex server,
+// including the codes of connections the server fails (1007, 1009).
 func TestDuplexServerCloseCodesWithNodeClients(t *testing.T) {
 	requireNode(t)
+	// surrogate is text whose UTF-8 is invalid: ED A0 80 encodes U+D800.
+	const surrogate = "cebae1bdb9cf83cebcceb5eda080656469746564"
 	cases := []struct {
 		name       string
+		wsOnly     bool     // WebSocket-Node cannot send invalid UTF-8
+		readLimit  int64    // Upgrader.ReadLimit
 		query      []string // extra query parameters for the server
 		steps      []step
-		wantClient event          // the client's close event (code, reason)
-		initiator  bool           // the client closed: it sees the server's echo, whose reason is optional
+		wantClient int            // the code of the client's close event
+		wantReason string         // its reason; checked when not empty (an echo's reason is optional)
 		wantOp     string         // the server's last event
-		wantErr    *ws.CloseError // the server's read error, if Op is "closed"
+		wantErr    *ws.CloseError // the server's read error, if Op is "closed" (Reason ignored when !Remote)
 	}{
 		{
 			name:       "client closes 4000 bye",
 			steps:      []step{{Op: "echo", Type: "text", Size: 5}, {Op: "close", Code: 4000, Reason: "bye"}},
-			wantClient: event{Code: 4000},
-			initiator:  true,
+			wantClient: 4000, // the server's echo; its reason is optional
 			wantOp:     "closed",
 			wantErr:    &ws.CloseError{Code: 4000, Reason: "bye", Remote: true},
 		},
@@ -86,20 +91,40 @@ func TestDuplexServerCloseCodesWithNodeClients(t *testing.T) {
 			name:       "server closes 1001 going away",
 			query:      []string{"close", "1001", "reason", "going away"},
 			steps:      []step{{Op: "awaitClose"}},
-			wantClient: event{Code: 1001, Reason: "going away"},
+			wantClient: 1001,
+			wantReason: "going away",
 			wantOp:     "closeSent",
+		},
+		{
+			name:       "invalid UTF-8 fails with 1007",
+			wsOnly:     true,
+			steps:      []step{{Op: "send", Type: "text", Hex: surrogate}, {Op: "awaitClose"}},
+			wantClient: 1007,
+			wantOp:     "closed",
+			wantErr:    &ws.CloseError{Code: 1007},
+		},
+		{
+			name:       "message over ReadLimit fails with 1009",
+			readLimit:  65536,
+			steps:      []step{{Op: "echo", Type: "binary", Size: 65536}, {Op: "send", Type: "binary", Size: 65537}, {Op: "awaitClose"}},
+			wantClient: 1009,
+			wantOp:     "closed",
+			wantErr:    &ws.CloseError{Code: 1009},
 		},
 	}
 	for _, cl := range nodeClients {
 		for _, mode := range serverModes {
 			for _, tc := range cases {
+				if tc.wsOnly && cl.name != "ws" {
+					continue
+				}
 				t.Run(cl.name+"/"+mode+"/"+tc.name, func(t *testing.T) {
 					t.Parallel()
-					srv := startDuplexServer(t, mode, &ws.Upgrader{})
+					srv := startDuplexServer(t, mode, &ws.Upgrader{ReadLimit: tc.readLimit})
 					events := runClient(t, cl.script, srv.url("c", tc.query...), clientArgs{Steps: tc.steps, TimeoutMs: 20000})
 					last := events[len(events)-1]
-					if last.Op != "close" || last.Code != tc.wantClient.Code || (!tc.initiator && last.Reason != tc.wantClient.Reason) {
-						t.Errorf("%s saw %+v, want close %d %q", cl.name, last, tc.wantClient.Code, tc.wantClient.Reason)
+					if last.Op != "close" || last.Code != tc.wantClient || (tc.wantReason != "" && last.Reason != tc.wantReason) {
+						t.Errorf("%s saw %+v, want close %d %q", cl.name, last, tc.wantClient, tc.wantReason)
 					}
 					srv.expect(t, "c", "open")
 					for _, st := range tc.steps {
@@ -108,10 +133,18 @@ func TestDuplexServerCloseCodesWithNodeClients(t *testing.T) {
 						}
 					}
 					ev := srv.expect(t, "c", tc.wantOp)
-					if tc.wantErr != nil {
+					switch {
+					case tc.wantErr == nil:
+						if ev.Err != nil {
+							t.Errorf("server Close: %v", ev.Err)
+						}
+					case tc.wantErr.Remote:
 						checkCloseError(t, ev.Err, *tc.wantErr)
-					} else if ev.Err != nil {
-						t.Errorf("server Close: %v", ev.Err)
+					default:
+						var ce *ws.CloseError
+						if !errors.As(ev.Err, &ce) || ce.Code != tc.wantErr.Code || ce.Remote {
+							t.Errorf("server read error %v, want a local CloseError with code %d", ev.Err, tc.wantErr.Code)
+						}
 					}
 				})
 			}
