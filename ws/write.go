@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
 	"time"
 )
 
@@ -160,29 +159,36 @@ func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, payloa
 	return c.writeLargeLocked(ctx, h, payload)
 }
 
+// maxMaskChunk bounds the buffer a client masks a large payload in, a piece at a time.
+const maxMaskChunk = 64 << 10
+
 // writeLargeLocked writes a frame whose payload does not fit in the write buffer, along with
 // whatever the buffer already holds.
 func (c *Conn) writeLargeLocked(ctx context.Context, h Header, payload []byte) error {
 	stop := c.watchContext(ctx, false)
+	*c.wb = AppendHeader(*c.wb, h)
 	var err error
 	if !h.Masked {
 		// One writev: buffered frames and the header, then the caller's payload as is.
-		*c.wb = AppendHeader(*c.wb, h)
-		bufs := net.Buffers{*c.wb, payload}
-		_, err = bufs.WriteTo(c.nc)
+		c.iovecs = [2][]byte{*c.wb, payload}
+		c.iov = c.iovecs[:]
+		_, err = c.iov.WriteTo(c.nc)
+		c.iovecs = [2][]byte{} // do not keep the caller's payload alive
 	} else {
-		// The mask must not touch the caller's memory: mask a buffer-sized piece at a time.
-		*c.wb = AppendHeader(*c.wb, h)
+		// The mask must not touch the caller's memory: mask a copy, a piece at a time.
+		chunk := getBuffer(min(len(*c.wb)+len(payload), maxMaskChunk))
+		*chunk = append(*chunk, *c.wb...)
 		pos := 0
 		for err == nil && len(payload) > 0 {
-			start := len(*c.wb)
-			n := min(len(payload), cap(*c.wb)-start)
-			*c.wb = append(*c.wb, payload[:n]...)
-			pos = MaskBytes(h.Mask, pos, (*c.wb)[start:])
+			start := len(*chunk)
+			n := min(len(payload), cap(*chunk)-start)
+			*chunk = append(*chunk, payload[:n]...)
+			pos = MaskBytes(h.Mask, pos, (*chunk)[start:])
 			payload = payload[n:]
-			_, err = c.nc.Write(*c.wb)
-			*c.wb = (*c.wb)[:0]
+			_, err = c.nc.Write(*chunk)
+			*chunk = (*chunk)[:0]
 		}
+		putBuffer(chunk)
 	}
 	c.releaseWriteBuffer()
 	return c.writeDone(ctx, stop, err)
