@@ -55,15 +55,16 @@ const scenarios = {
       ws.onclose = (e) => resolve({ op: 'close', code: e.code, reason: e.reason, wasClean: e.wasClean });
     });
   },
-  // connect: opens and waits for the close; reports whether it opened or erred.
-  async connect({ url }) {
-    const ws = new WebSocket(url);
+  // connect: opens (offering args.protocols) and waits for the close; reports
+  // whether it opened or erred and the negotiated protocol.
+  async connect({ url, protocols }) {
+    const ws = new WebSocket(url, protocols || []);
     let opened = false;
     let errored = false;
     ws.onopen = () => { opened = true; };
     ws.onerror = () => { errored = true; };
     return new Promise((resolve) => {
-      ws.onclose = (e) => resolve({ op: 'close', opened, errored, code: e.code, reason: e.reason, wasClean: e.wasClean });
+      ws.onclose = (e) => resolve({ op: 'close', opened, errored, protocol: ws.protocol, code: e.code, reason: e.reason, wasClean: e.wasClean });
     });
   },
 };

@@ -318,3 +318,32 @@ func TestDuplexServerPingAnsweredByPeers(t *testing.T) {
 		})
 	}
 }
+
+// The duplex server selects its preferred subprotocol among those Chromium offers.
+func TestDuplexServerNegotiatesSubprotocolWithChromium(t *testing.T) {
+	b := getBrowser(t)
+	srv := startDuplexServer(t, modeHTTP, &ws.Upgrader{Subprotocols: []string{"v2.duplex", "v1.duplex"}})
+	cases := []struct {
+		name    string
+		offered []string
+		want    string
+	}{
+		{"server preference wins", []string{"v1.duplex", "v2.duplex"}, "v2.duplex"},
+		{"single common protocol", []string{"chat", "v1.duplex"}, "v1.duplex"},
+		{"none offered", nil, ""},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			id := fmt.Sprint("proto", i)
+			var got event
+			b.run(t, 30*time.Second, srv.pageURL, "connect", map[string]any{"url": srv.url(id, "close", "1000"), "protocols": tc.offered}, &got)
+			if !got.Opened || got.Protocol != tc.want {
+				t.Errorf("page: opened=%v protocol %q, want opened with %q", got.Opened, got.Protocol, tc.want)
+			}
+			if ev := srv.expect(t, id, "open"); ev.Subprotocol != tc.want {
+				t.Errorf("duplex Conn.Subprotocol() = %q, want %q", ev.Subprotocol, tc.want)
+			}
+		})
+	}
+}

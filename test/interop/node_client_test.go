@@ -170,11 +170,6 @@ func TestDuplexServerNegotiatesSubprotocolWithNodeWS(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(mode+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				if tc.offered != nil {
-					// TEMPORARY, remove once ws is fixed: headerTokens(r.Header, "Sec-WebSocket-Protocol")
-					// indexes http.Header with a non-canonical key, so the server never selects a subprotocol.
-					t.Skip("ws bug: Upgrader ignores the offered Sec-WebSocket-Protocol (non-canonical header key)")
-				}
 				srv := startDuplexServer(t, mode, &ws.Upgrader{Subprotocols: tc.server})
 				steps := []step{{Op: "echo", Type: "text", Size: 3}, {Op: "close", Code: 1000}}
 				events := runClient(t, "ws-client.js", srv.url("p"), clientArgs{Protocols: tc.offered, Steps: steps})
