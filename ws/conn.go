@@ -189,6 +189,8 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if !code.validOnWire() {
 		code = StatusNormalClosure
 	}
+	// Bound the close frame's write too: the peer may have stopped reading.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(DefaultCloseTimeout))
 	sendErr := c.writeClose(code, reason)
 	if sendErr == nil || sendErr == errCloseAlreadySent {
 		c.awaitPeerClose(DefaultCloseTimeout)

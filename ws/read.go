@@ -51,6 +51,7 @@ func (c *Conn) endRead(ctx context.Context, stop func() bool, err error) error {
 		// ctx fired and moved the deadline: the read failed because of ctx.
 		err = ctx.Err()
 		c.readErr = err
+		c.CloseNow()
 	}
 	if err != nil {
 		if c.readErr == nil {

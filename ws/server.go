@@ -161,6 +161,10 @@ func (u *Upgrader) selectSubprotocol(r *http.Request) string {
 // Upgrade upgrades an HTTP request to a WebSocket connection by hijacking it. On failure it
 // answers the request with the matching status (400, 403, 405, 426 with
 // Sec-WebSocket-Version: 13, 503) and a one-line reason, and returns a *HandshakeError.
+//
+// net/http keeps its per-connection buffers (about 8 KiB) until the handler returns. For
+// many long-lived connections, hand the Conn to a goroutine of its own and return from the
+// handler, so that only the Conn remains.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	hs, herr := u.check(r)
 	if herr != nil {
