@@ -478,22 +478,25 @@ func (rep *report) print(w io.Writer, o options) {
 	fmt.Fprintf(w, "\nduplex tree: %s; %s, GOMAXPROCS of each process = 1 CPU when pinned\n", rep.Tree, runtime.Version())
 	fmt.Fprintf(w, "\n## Echo throughput and latency (median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
 		o.runs, o.duration, o.serverCPU, o.loadCPU)
-	fmt.Fprintln(w, "| conns | size | in flight | impl | msgs/s | vs tcp | p50 µs | p99 µs | server CPU µs/msg | runs |")
-	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| conns | size | in flight | impl | msgs/s | vs tcp | p50 µs | p99 µs | server CPU µs/msg | server syscalls/msg | runs |")
+	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range o.cells() {
 		for _, impl := range o.impls {
 			runs := by[key{impl, c}]
 			if len(runs) == 0 {
-				fmt.Fprintf(w, "| %d | %s | %d | %s | failed | | | | | 0 |\n", c.Conns, sizeName(c.Size), c.InFlight, impl)
+				fmt.Fprintf(w, "| %d | %s | %d | %s | failed | | | | | | 0 |\n", c.Conns, sizeName(c.Size), c.InFlight, impl)
 				continue
 			}
-			var mps, ratio, p50, p99, cpu []float64
+			var mps, ratio, p50, p99, cpu, sys []float64
 			for r, res := range runs {
 				mps = append(mps, res.MsgsPerSec)
 				p50 = append(p50, res.P50us)
 				p99 = append(p99, res.P99us)
 				if res.ServerCPUPerMsgUs >= 0 {
 					cpu = append(cpu, res.ServerCPUPerMsgUs)
+				}
+				if res.ServerSyscallsPerMsg >= 0 {
+					sys = append(sys, res.ServerSyscallsPerMsg)
 				}
 				if base, ok := by[key{"tcp", c}][r]; ok && base.MsgsPerSec > 0 {
 					ratio = append(ratio, res.MsgsPerSec/base.MsgsPerSec)
@@ -503,8 +506,8 @@ func (rep *report) print(w io.Writer, o options) {
 			if len(ratio) > 0 {
 				rs = fmt.Sprintf("%.2f", median(ratio))
 			}
-			fmt.Fprintf(w, "| %d | %s | %d | %s | %.0f | %s | %.1f | %.1f | %.2f | %d |\n",
-				c.Conns, sizeName(c.Size), c.InFlight, impl, median(mps), rs, median(p50), median(p99), median(cpu), len(runs))
+			fmt.Fprintf(w, "| %d | %s | %d | %s | %.0f | %s | %.1f | %.1f | %.2f | %.2f | %d |\n",
+				c.Conns, sizeName(c.Size), c.InFlight, impl, median(mps), rs, median(p50), median(p99), median(cpu), median(sys), len(runs))
 		}
 	}
 	if len(rep.Idle) > 0 {

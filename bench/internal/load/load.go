@@ -52,6 +52,9 @@ type Result struct {
 	// Server CPU (utime+stime) spent inside the window; -1 when not sampled.
 	ServerCPUSeconds  float64 `json:"server_cpu_s"`
 	ServerCPUPerMsgUs float64 `json:"server_cpu_per_msg_us"`
+	// Server read+write system calls per round trip inside the window; -1
+	// when not sampled.
+	ServerSyscallsPerMsg float64 `json:"server_syscalls_per_msg"`
 }
 
 // Run opens cfg.Conns connections and drives echo traffic through them for
@@ -70,7 +73,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conns < 1 || cfg.Payload < 1 || cfg.InFlight < 1 || cfg.Duration <= 0 {
 		return Result{}, fmt.Errorf("load: need conns, payload, inflight and duration > 0")
 	}
-	res := Result{Conns: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1}
+	res := Result{Conns: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1}
 
 	readBuf := max(4096, min(cfg.Payload+16, 64<<10+16))
 	conns, err := DialMany(ctx, cfg.Conns, cfg.Addr, cfg.Path, cfg.WebSocket, readBuf)
@@ -96,14 +99,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	var cpu0, cpu1 time.Duration
-	var cpuErr error
+	var sys0, sys1 int64
+	var cpuErr, sysErr error
 	sleepUntil(ctx, base.Add(tm.warmEnd))
 	if cfg.ServerPID > 0 {
 		cpu0, cpuErr = proc.CPUTime(cfg.ServerPID)
+		sys0, sysErr = proc.Syscalls(cfg.ServerPID)
 	}
 	sleepUntil(ctx, base.Add(tm.end))
-	if cfg.ServerPID > 0 && cpuErr == nil {
-		cpu1, cpuErr = proc.CPUTime(cfg.ServerPID)
+	if cfg.ServerPID > 0 {
+		if cpuErr == nil {
+			cpu1, cpuErr = proc.CPUTime(cfg.ServerPID)
+		}
+		if sysErr == nil {
+			sys1, sysErr = proc.Syscalls(cfg.ServerPID)
+		}
 	}
 	wg.Wait() // every loop is bounded by end+grace deadlines
 
@@ -128,6 +138,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if res.Msgs > 0 {
 			res.ServerCPUPerMsgUs = res.ServerCPUSeconds * 1e6 / float64(res.Msgs)
 		}
+	}
+	if cfg.ServerPID > 0 && sysErr == nil && res.Msgs > 0 {
+		res.ServerSyscallsPerMsg = float64(sys1-sys0) / float64(res.Msgs)
 	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()

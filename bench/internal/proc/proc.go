@@ -93,3 +93,35 @@ func RaiseNoFile() (uint64, error) {
 	}
 	return lim.Cur, nil
 }
+
+// Syscalls returns syscr+syscw of process pid from /proc/PID/io: the number
+// of read-like and write-like system calls (read, readv, recvmsg, write,
+// writev, sendmsg, ...) its threads have made.
+func Syscalls(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseIOSyscalls(b)
+}
+
+func parseIOSyscalls(b []byte) (int64, error) {
+	var total int64
+	found := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "syscr" && k != "syscw") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc: %s: %w", k, err)
+		}
+		total += n
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("proc: no syscr/syscw in io")
+	}
+	return total, nil
+}

@@ -35,3 +35,13 @@ func TestSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseIOSyscalls(t *testing.T) {
+	n, err := parseIOSyscalls([]byte("rchar: 10\nwchar: 20\nsyscr: 7\nsyscw: 5\nread_bytes: 0\n"))
+	if err != nil || n != 12 {
+		t.Fatalf("got %d, %v", n, err)
+	}
+	if _, err := Syscalls(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+}
