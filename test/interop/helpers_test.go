@@ -328,6 +328,9 @@ func runClient(t testing.TB, script, url string, args clientArgs) []event {
 	}
 	<-p.exited
 	for _, ev := range events {
+		if ev.Op == "socketError" {
+			t.Logf("%s: socket error after the handshake: %s", script, ev.Message)
+		}
 		if ev.Op == "error" {
 			t.Fatalf("%s %s failed: %s\nstderr:\n%s", script, url, ev.Message, p.stderr.String())
 		}

@@ -19,7 +19,8 @@ client.on('connect', (conn) => {
     ? { kind: 'message', type: 'text', data: Buffer.from(m.utf8Data, 'utf8') }
     : { kind: 'message', type: 'binary', data: m.binaryData }));
   conn.on('close', (code, reason) => inbox.push({ kind: 'close', code, reason }));
-  conn.on('error', fail);
+  // After the handshake an error (e.g. ECONNRESET) is reported, and the 'close' event still follows.
+  conn.on('error', (err) => emit({ op: 'socketError', message: String(err) }));
   const peer = {
     send: (type, buf) => (type === 'text' ? conn.sendUTF(buf.toString('utf8')) : conn.sendBytes(buf)),
     close: (code, reason) => conn.close(code, reason),

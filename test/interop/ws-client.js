@@ -16,7 +16,8 @@ const inbox = new Inbox();
 
 socket.on('message', (data, isBinary) => inbox.push({ kind: 'message', type: isBinary ? 'binary' : 'text', data }));
 socket.on('close', (code, reason) => inbox.push({ kind: 'close', code, reason: reason.toString() }));
-socket.on('error', fail);
+// Before the handshake an error is fatal; after it, the 'close' event still follows.
+socket.on('error', (err) => (socket.readyState === WebSocket.CONNECTING ? fail(err) : emit({ op: 'socketError', message: String(err) })));
 socket.on('unexpected-response', (req, res) => fail(`ws-client: unexpected response ${res.statusCode}`));
 
 const peer = {
