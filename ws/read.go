@@ -389,8 +389,28 @@ func (c *Conn) fail(code StatusCode, reason string) error {
 	// Do not wait behind a writer stuck on a peer that does not read.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = c.writeClose(code, reason)
-	c.CloseNow()
+	c.closeAfterDrain()
 	return err
+}
+
+// drainTimeout bounds how long a failed connection waits for the peer to close its side.
+const drainTimeout = time.Second
+
+// closeAfterDrain closes the connection once the peer has had the chance to read the close
+// frame just sent: it shuts down the write side, then drops what the peer still sends until
+// it closes or drainTimeout passes. Closing at once with unread bytes in the receive buffer
+// would reset the connection, and some peers then report the reset instead of the close code.
+func (c *Conn) closeAfterDrain() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		c.CloseNow()
+		return
+	}
+	go func() {
+		defer c.CloseNow()
+		_ = c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, int64(c.cfg.readLimit)))
+	}()
 }
 
 // readFailed converts an error from the underlying connection into the read error: the
