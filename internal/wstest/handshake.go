@@ -104,10 +104,10 @@ func clientHandshake(nc net.Conn, host, path string, extra http.Header, d time.D
 // 101 response with the correct accept key. On a bad request it writes a 400
 // and returns an error. It does not close nc on error.
 func ServerHandshake(nc net.Conn, d time.Duration) (*Peer, *http.Request, error) {
-	return serverHandshake(nc, d, nil)
+	return serverHandshake(nc, d, nil, nil)
 }
 
-func serverHandshake(nc net.Conn, d time.Duration, trailing []byte) (*Peer, *http.Request, error) {
+func serverHandshake(nc net.Conn, d time.Duration, trailing []byte, header func(*http.Request) http.Header) (*Peer, *http.Request, error) {
 	if d <= 0 {
 		d = DefaultTimeout
 	}
@@ -140,7 +140,15 @@ func serverHandshake(nc net.Conn, d time.Duration, trailing []byte) (*Peer, *htt
 		return nil, req, fmt.Errorf("wstest: bad upgrade request: %s", problem)
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + AcceptKey(key) + "\r\n\r\n"
+		"Sec-WebSocket-Accept: " + AcceptKey(key) + "\r\n"
+	if header != nil {
+		for k, vs := range header(req) {
+			for _, v := range vs {
+				resp += k + ": " + v + "\r\n"
+			}
+		}
+	}
+	resp += "\r\n"
 	if _, err := nc.Write(append([]byte(resp), trailing...)); err != nil {
 		return nil, req, err
 	}
@@ -194,6 +202,21 @@ func (l *Listener) Accept(d time.Duration) (*Peer, *http.Request, error) {
 // same write as the 101 response, to check that the client does not drop
 // bytes that arrive with the handshake.
 func (l *Listener) AcceptWithExtra(d time.Duration, extra []byte) (*Peer, *http.Request, error) {
+	return l.AcceptWith(d, AcceptOptions{Extra: extra})
+}
+
+// AcceptOptions tunes Listener.AcceptWith.
+type AcceptOptions struct {
+	// Extra bytes written in the same write as the 101 response.
+	Extra []byte
+	// Header, when set, returns header fields added to the 101 response
+	// for the request (for example Sec-WebSocket-Extensions); they are
+	// written as given, without validation.
+	Header func(req *http.Request) http.Header
+}
+
+// AcceptWith is Accept with options.
+func (l *Listener) AcceptWith(d time.Duration, o AcceptOptions) (*Peer, *http.Request, error) {
 	if d <= 0 {
 		d = DefaultTimeout
 	}
@@ -201,7 +224,7 @@ func (l *Listener) AcceptWithExtra(d time.Duration, extra []byte) (*Peer, *http.
 	if err != nil {
 		return nil, nil, err
 	}
-	p, req, err := serverHandshake(nc, d, extra)
+	p, req, err := serverHandshake(nc, d, o.Extra, o.Header)
 	if err != nil {
 		nc.Close()
 		return nil, req, err
