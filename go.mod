@@ -1,3 +1,5 @@
 module github.com/duplexio/duplex
 
 go 1.24
+
+require github.com/klauspost/compress v1.18.2

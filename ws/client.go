@@ -50,6 +50,9 @@ type DialOptions struct {
 
 	// ReadBufferSize and WriteBufferSize size the pooled I/O buffers (0: the defaults).
 	ReadBufferSize, WriteBufferSize int
+
+	// Compression offers permessage-deflate (RFC 7692); nil does not offer it.
+	Compression *CompressionOptions
 }
 
 // Dial opens a WebSocket connection to a ws:// or wss:// URL. It returns the connection and
@@ -109,6 +112,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	if len(opts.Subprotocols) > 0 {
 		req.Header.Set("Sec-WebSocket-Protocol", strings.Join(opts.Subprotocols, ", "))
+	}
+	if opts.Compression != nil {
+		if err := opts.Compression.validate(); err != nil {
+			return nil, nil, err
+		}
+		req.Header.Set("Sec-WebSocket-Extensions", deflateOffer(opts.Compression))
 	}
 	req = req.WithContext(ctx)
 
@@ -300,7 +309,17 @@ func clientHandshake(nc net.Conn, req *http.Request, key string, opts *DialOptio
 		return fail("response lacks Connection: upgrade")
 	case resp.Header.Get("Sec-WebSocket-Accept") != AcceptKey(key):
 		return fail("Sec-WebSocket-Accept does not match the key")
-	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
+	}
+	exts, err := parseExtensions(resp.Header.Values("Sec-WebSocket-Extensions"))
+	if err != nil {
+		return fail(err.Error())
+	}
+	var deflate *deflateParams
+	if opts.Compression != nil {
+		if deflate, err = acceptDeflateResponse(exts, opts.Compression); err != nil {
+			return fail(err.Error())
+		}
+	} else if len(exts) > 0 {
 		return fail("server chose an extension that was not offered")
 	}
 	sub := resp.Header.Get("Sec-WebSocket-Protocol")
@@ -323,6 +342,8 @@ func clientHandshake(nc net.Conn, req *http.Request, key string, opts *DialOptio
 		readLimit:       opts.ReadLimit,
 		readBufferSize:  opts.ReadBufferSize,
 		writeBufferSize: opts.WriteBufferSize,
+		deflate:         newDeflate(deflate, opts.Compression, false),
+		extensions:      resp.Header.Get("Sec-WebSocket-Extensions"),
 	})
 	return c, resp, nil
 }

@@ -41,7 +41,9 @@ type connConfig struct {
 	readLimit       int64
 	readBufferSize  int
 	writeBufferSize int
-	onClose         func(*Conn) // called once when the TCP connection is closed
+	onClose         func(*Conn)   // called once when the TCP connection is closed
+	extensions      string        // the agreed Sec-WebSocket-Extensions value
+	deflate         *deflateState // permessage-deflate state, nil when not negotiated
 }
 
 // Conn is a WebSocket connection, on either side, after a successful opening handshake.
@@ -73,9 +75,14 @@ type Conn struct {
 	msgType   MessageType
 	msgLen    int64
 	utf8      utf8Validator
-	readErr   error // sticky
-	ctrl      [maxControlPayload]byte
-	reader    messageReader
+	// Compressed messages (permessage-deflate): the frames' payload is read through src and
+	// inflated; inflated counts the message's inflated bytes against the read limit.
+	compressed bool
+	src        deflateSource
+	inflated   int64
+	readErr    error // sticky
+	ctrl       [maxControlPayload]byte
+	reader     messageReader
 	// readBuffered is true while frames that were read from the socket wait in the read
 	// buffer; writes made then are coalesced and flushed before the next socket read.
 	readBuffered atomic.Bool
@@ -134,6 +141,11 @@ func newConn(nc net.Conn, buffered []byte, cfg connConfig) *Conn {
 	c.setupRawRead()
 	return c
 }
+
+// Compression returns the permessage-deflate parameters agreed in the handshake, as the
+// Sec-WebSocket-Extensions value of the server's response, or "" when messages are never
+// compressed.
+func (c *Conn) Compression() string { return c.cfg.extensions }
 
 // Subprotocol returns the subprotocol chosen in the handshake, or "".
 func (c *Conn) Subprotocol() string { return c.cfg.subprotocol }

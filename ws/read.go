@@ -68,6 +68,19 @@ func (c *Conn) appendMessage(dst []byte) (MessageType, []byte, error) {
 	if err := c.startMessage(); err != nil {
 		return 0, dst, err
 	}
+	if c.compressed {
+		for {
+			dst = slices.Grow(dst, inflateChunk)
+			n, err := c.readInflated(dst[len(dst):cap(dst)])
+			dst = dst[:len(dst)+n]
+			if err == io.EOF {
+				return c.msgType, dst, nil
+			}
+			if err != nil {
+				return 0, dst, err
+			}
+		}
+	}
 	for {
 		for c.frameLeft > 0 {
 			dst = slices.Grow(dst, int(min(c.frameLeft, 1<<20)))
@@ -99,6 +112,13 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	for {
 		if !c.inMessage {
 			return 0, io.EOF
+		}
+		if c.compressed {
+			n, err := c.readInflated(p)
+			if err == io.EOF {
+				return n, nil // the next call reports io.EOF
+			}
+			return n, c.endRead(context.Background(), nil, err)
 		}
 		if c.frameLeft > 0 {
 			if len(p) == 0 {
@@ -144,7 +164,14 @@ func (c *Conn) startMessage() error {
 	c.msgType = MessageType(h.Opcode)
 	c.msgLen = 0
 	c.utf8.reset()
-	return c.beginFrame(h)
+	c.compressed = h.Rsv&Rsv1 != 0
+	if err := c.beginFrame(h); err != nil {
+		return err
+	}
+	if c.compressed {
+		c.startInflate()
+	}
+	return nil
 }
 
 // nextContinuation reads up to the next frame of the current fragmented message.
@@ -185,6 +212,12 @@ func (c *Conn) finishMessage() error {
 // discardMessage reads and drops the rest of the current message.
 func (c *Conn) discardMessage() error {
 	var scratch [512]byte
+	for c.inMessage && c.compressed {
+		// The text is needed: context takeover may refer to it later.
+		if _, err := c.readInflated(scratch[:]); err != nil && err != io.EOF {
+			return err
+		}
+	}
 	for c.inMessage {
 		for c.frameLeft > 0 {
 			if _, err := c.readPayload(scratch[:]); err != nil {
@@ -226,7 +259,10 @@ func (c *Conn) nextDataFrame() (Header, error) {
 // checkHeader applies the rules of RFC 6455 §5 that do not depend on message state.
 func (c *Conn) checkHeader(h Header) error {
 	switch {
-	case h.Rsv != 0:
+	case h.Rsv != 0 && !(h.Rsv == Rsv1 && c.cfg.deflate != nil && (h.Opcode == OpText || h.Opcode == OpBinary)):
+		if c.cfg.deflate != nil && h.Rsv == Rsv1 {
+			return c.fail(StatusProtocolError, "RSV1 set on a "+h.Opcode.String()+" frame")
+		}
 		return c.fail(StatusProtocolError, "reserved bits set without a negotiated extension")
 	case h.Opcode.IsReserved():
 		return c.fail(StatusProtocolError, "reserved opcode "+h.Opcode.String())
@@ -294,7 +330,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		c.maskPos = MaskBytes(c.frame.Mask, c.maskPos, p)
 	}
 	c.frameLeft -= int64(n)
-	if c.msgType == MessageText && !c.utf8.feed(p) {
+	if c.msgType == MessageText && !c.compressed && !c.utf8.feed(p) {
 		return n, c.fail(StatusInvalidPayload, "invalid UTF-8 in text message")
 	}
 	return n, nil

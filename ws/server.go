@@ -63,6 +63,10 @@ type Upgrader struct {
 	// ReadBufferSize and WriteBufferSize size the pooled I/O buffers (0: the defaults).
 	ReadBufferSize, WriteBufferSize int
 
+	// Compression enables permessage-deflate (RFC 7692) for clients that offer it; nil
+	// declines it. See CompressionOptions.
+	Compression *CompressionOptions
+
 	// Header is added to every 101 response (e.g. Set-Cookie). The handshake's own headers
 	// cannot be overridden.
 	Header http.Header
@@ -77,6 +81,8 @@ type Upgrader struct {
 type handshake struct {
 	accept      string
 	subprotocol string
+	extensions  string         // Sec-WebSocket-Extensions of the response
+	deflate     *deflateParams // agreed permessage-deflate parameters, nil when declined
 }
 
 // check validates an upgrade request (RFC 6455 §4.2.1) and the origin policy. It is the one
@@ -108,6 +114,19 @@ func (u *Upgrader) check(r *http.Request) (handshake, *HandshakeError) {
 	if raw, err := base64.StdEncoding.Strict().DecodeString(key); err != nil || len(raw) != 16 {
 		return fail(http.StatusBadRequest, "Sec-WebSocket-Key is not the base64 of 16 bytes")
 	}
+	offers, err := parseExtensions(r.Header.Values("Sec-WebSocket-Extensions"))
+	if err != nil {
+		return fail(http.StatusBadRequest, "%v", err)
+	}
+	var hs handshake
+	if u.Compression != nil {
+		if err := u.Compression.validate(); err != nil {
+			return fail(http.StatusInternalServerError, "%v", err)
+		}
+		if resp, params, ok := negotiateDeflate(offers, u.Compression); ok {
+			hs.extensions, hs.deflate = resp, &params
+		}
+	}
 	if !u.originAllowed(r) {
 		return fail(http.StatusForbidden, "origin %q not allowed", r.Header.Get("Origin"))
 	}
@@ -120,7 +139,8 @@ func (u *Upgrader) check(r *http.Request) (handshake, *HandshakeError) {
 	if down {
 		return fail(http.StatusServiceUnavailable, "server is shutting down")
 	}
-	return handshake{accept: AcceptKey(key), subprotocol: u.selectSubprotocol(r)}, nil
+	hs.accept, hs.subprotocol = AcceptKey(key), u.selectSubprotocol(r)
+	return hs, nil
 }
 
 func (u *Upgrader) originAllowed(r *http.Request) bool {
@@ -263,6 +283,9 @@ func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake) (*Conn, error
 	if hs.subprotocol != "" {
 		b.WriteString("Sec-WebSocket-Protocol: " + hs.subprotocol + "\r\n")
 	}
+	if hs.extensions != "" {
+		b.WriteString("Sec-WebSocket-Extensions: " + hs.extensions + "\r\n")
+	}
 	for name, values := range u.Header {
 		if isHandshakeHeader(name) {
 			continue
@@ -289,6 +312,8 @@ func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake) (*Conn, error
 		readBufferSize:  u.ReadBufferSize,
 		writeBufferSize: u.WriteBufferSize,
 		onClose:         u.forget,
+		extensions:      hs.extensions,
+		deflate:         newDeflate(hs.deflate, u.Compression, true),
 	})
 	u.mu.Lock()
 	if u.conns == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/klauspost/compress/flate"
 	"io"
 	"time"
 )
@@ -13,14 +14,37 @@ var errCloseAlreadySent = errors.New("ws: close frame already sent")
 
 // WriteMessage sends data as one message of type typ, in a single frame. It is safe to call
 // from several goroutines; messages are not interleaved. ctx bounds the write; a write that
-// ctx or a deadline interrupts fails the connection.
+// ctx or a deadline interrupts fails the connection. When permessage-deflate was negotiated,
+// messages of at least CompressionOptions.Threshold bytes are compressed.
 func (c *Conn) WriteMessage(ctx context.Context, typ MessageType, data []byte) error {
+	d := c.cfg.deflate
+	return c.writeMessage(ctx, typ, data, d != nil && len(data) >= d.threshold)
+}
+
+// WriteMessageCompressed is WriteMessage with the compression of this message chosen by
+// the caller: compressed when compress is true and permessage-deflate was negotiated,
+// whatever its size, and uncompressed otherwise.
+func (c *Conn) WriteMessageCompressed(ctx context.Context, typ MessageType, data []byte, compress bool) error {
+	return c.writeMessage(ctx, typ, data, compress && c.cfg.deflate != nil)
+}
+
+func (c *Conn) writeMessage(ctx context.Context, typ MessageType, data []byte, compress bool) error {
 	if typ != MessageText && typ != MessageBinary {
 		return errors.New("ws: WriteMessage with an invalid message type")
 	}
 	c.dataMu.Lock()
 	defer c.dataMu.Unlock()
-	return c.writeFrame(ctx, true, Opcode(typ), data)
+	if !compress {
+		return c.writeFrame(ctx, true, Opcode(typ), 0, data)
+	}
+	// The dataMu order of messages is the order of the compression history.
+	out := getBuffer(len(data)/2 + 64)
+	err := c.cfg.deflate.compress(out, data)
+	if err == nil {
+		err = c.writeFrame(ctx, true, Opcode(typ), Rsv1, *out)
+	}
+	putBuffer(out)
+	return err
 }
 
 // NextWriter starts a message of type typ whose payload is given in pieces: each Write sends
@@ -42,15 +66,25 @@ func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (io.WriteCloser,
 		return nil, err
 	}
 	c.writer = messageWriter{c: c, ctx: ctx, op: Opcode(typ)}
+	if d := c.cfg.deflate; d != nil {
+		c.writer.out = getBuffer(c.cfg.writeBufferSize)
+		c.writer.fw = d.startCompress(c.writer.out, 0)
+		c.writer.rsv = Rsv1
+	}
 	return &c.writer, nil
 }
 
-// messageWriter sends a fragmented message for NextWriter.
+// messageWriter sends a fragmented message for NextWriter. When permessage-deflate was
+// negotiated the message is compressed: each Write sends the compressed bytes produced so
+// far, and Close flushes the compressor into the final frame.
 type messageWriter struct {
 	c      *Conn
 	ctx    context.Context
 	op     Opcode // opcode of the next frame: the message type first, then continuation
+	rsv    uint8  // reserved bits of the next frame: RSV1 on the first of a compressed message
 	closed bool
+	fw     *flate.Writer // compressor, nil for an uncompressed message
+	out    *[]byte       // compressed bytes not yet sent
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
@@ -60,10 +94,23 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := w.c.writeFrame(w.ctx, false, w.op, p); err != nil {
+	payload := p
+	if w.fw != nil {
+		if err := w.c.cfg.deflate.write(w.fw, p); err != nil {
+			return 0, err
+		}
+		if len(*w.out) == 0 {
+			return len(p), nil // the compressor is still buffering
+		}
+		payload = *w.out
+	}
+	if err := w.c.writeFrame(w.ctx, false, w.op, w.rsv, payload); err != nil {
 		return 0, err
 	}
-	w.op = OpContinuation
+	if w.out != nil {
+		*w.out = (*w.out)[:0]
+	}
+	w.op, w.rsv = OpContinuation, 0
 	return len(p), nil
 }
 
@@ -73,7 +120,15 @@ func (w *messageWriter) Close() error {
 	}
 	w.closed = true
 	defer w.c.dataMu.Unlock()
-	return w.c.writeFrame(w.ctx, true, w.op, nil)
+	var payload []byte
+	if w.fw != nil {
+		defer putBuffer(w.out)
+		if err := w.c.cfg.deflate.finishCompress(w.fw, w.out); err != nil {
+			return err
+		}
+		payload = *w.out
+	}
+	return w.c.writeFrame(w.ctx, true, w.op, w.rsv, payload)
 }
 
 // Ping sends a ping frame with data (at most 125 bytes). The pong arrives on the reading
@@ -87,7 +142,7 @@ func (c *Conn) Ping(ctx context.Context, data []byte) error {
 	if c.closeSent && c.writeErr == nil {
 		return ErrClosed
 	}
-	return c.writeFrameLocked(ctx, true, OpPing, data, false)
+	return c.writeFrameLocked(ctx, true, OpPing, 0, data, false)
 }
 
 // writeControl sends a pong or other control frame at once.
@@ -97,7 +152,7 @@ func (c *Conn) writeControl(op Opcode, payload []byte) error {
 	if c.closeSent {
 		return errCloseAlreadySent
 	}
-	return c.writeFrameLocked(context.Background(), true, op, payload, true)
+	return c.writeFrameLocked(context.Background(), true, op, 0, payload, true)
 }
 
 // writeClose sends a close frame (code 0: no payload) unless one was sent already; after it,
@@ -114,28 +169,28 @@ func (c *Conn) writeClose(code StatusCode, reason string) error {
 	if c.closeSent {
 		return errCloseAlreadySent
 	}
-	err := c.writeFrameLocked(context.Background(), true, OpClose, payload[:n], false)
+	err := c.writeFrameLocked(context.Background(), true, OpClose, 0, payload[:n], false)
 	c.closeSent = true
 	return err
 }
 
-func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, payload []byte) error {
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op Opcode, rsv uint8, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closeSent && c.writeErr == nil {
 		return ErrClosed
 	}
-	return c.writeFrameLocked(ctx, fin, op, payload, true)
+	return c.writeFrameLocked(ctx, fin, op, rsv, payload, true)
 }
 
 // writeFrameLocked encodes one frame into the write buffer and writes it out, or leaves it
 // there to be coalesced with others when coalesce is set and the reader holds frames that
 // were read but not yet handled. Large payloads are written without a copy where possible.
-func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, payload []byte, coalesce bool) error {
+func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, rsv uint8, payload []byte, coalesce bool) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	h := Header{Fin: fin, Opcode: op, Length: int64(len(payload))}
+	h := Header{Fin: fin, Rsv: rsv, Opcode: op, Length: int64(len(payload))}
 	if !c.cfg.isServer {
 		h.Masked = true
 		binary.LittleEndian.PutUint32(h.Mask[:], uint32(c.rng.Uint64()))

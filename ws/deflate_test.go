@@ -1,0 +1,164 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestParseExtensions(t *testing.T) {
+	exts, err := parseExtensions([]string{`permessage-deflate; client_max_window_bits; server_max_window_bits="10", x-other , permessage-deflate`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exts) != 3 || exts[0].name != "permessage-deflate" || exts[1].name != "x-other" || len(exts[2].params) != 0 {
+		t.Fatalf("%+v", exts)
+	}
+	p := exts[0].params
+	if len(p) != 2 || p[0] != (extensionParam{name: "client_max_window_bits"}) || p[1] != (extensionParam{"server_max_window_bits", "10", true}) {
+		t.Fatalf("%+v", p)
+	}
+	for _, bad := range []string{`permessage-deflate;`, `permessage-deflate; a=`, `;x`, `a b`, `a; b="unterminated`, `a=b`, `a; b=c d`} {
+		if _, err := parseExtensions([]string{bad}); err == nil {
+			t.Errorf("%q parsed without error", bad)
+		}
+	}
+}
+
+func TestServerNegotiatesDeflate(t *testing.T) {
+	tests := []struct {
+		offer string
+		opts  CompressionOptions
+		want  string // "" = declined
+	}{
+		{"permessage-deflate", CompressionOptions{}, "permessage-deflate"},
+		{"permessage-deflate; client_max_window_bits", CompressionOptions{}, "permessage-deflate"},
+		{"permessage-deflate; client_max_window_bits", CompressionOptions{ClientMaxWindowBits: 10}, "permessage-deflate; client_max_window_bits=10"},
+		{"permessage-deflate", CompressionOptions{ClientMaxWindowBits: 10}, "permessage-deflate"},
+		{"permessage-deflate; client_max_window_bits=12", CompressionOptions{}, "permessage-deflate; client_max_window_bits=12"},
+		{"permessage-deflate; server_max_window_bits=10", CompressionOptions{}, "permessage-deflate; server_max_window_bits=10"},
+		{"permessage-deflate; server_max_window_bits=15", CompressionOptions{ServerMaxWindowBits: 9}, "permessage-deflate; server_max_window_bits=9"},
+		{"permessage-deflate", CompressionOptions{ServerMaxWindowBits: 12}, "permessage-deflate; server_max_window_bits=12"},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", CompressionOptions{}, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"permessage-deflate", CompressionOptions{ServerNoContextTakeover: true, ClientNoContextTakeover: true}, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{`permessage-deflate; client_max_window_bits="9"`, CompressionOptions{}, "permessage-deflate; client_max_window_bits=9"},
+		{"permessage-deflate; server_max_window_bits=7, permessage-deflate", CompressionOptions{}, "permessage-deflate"},
+		{"permessage-deflate; unknown", CompressionOptions{}, ""},
+		{"permessage-deflate; server_no_context_takeover; server_no_context_takeover", CompressionOptions{}, ""},
+		{"permessage-deflate; server_max_window_bits", CompressionOptions{}, ""},
+		{"permessage-deflate; server_max_window_bits=16", CompressionOptions{}, ""},
+		{"permessage-deflate; client_max_window_bits=08", CompressionOptions{}, ""},
+		{"permessage-deflate; server_no_context_takeover=1", CompressionOptions{}, ""},
+		{"x-webkit-deflate-frame", CompressionOptions{}, ""},
+	}
+	for _, tt := range tests {
+		exts, err := parseExtensions([]string{tt.offer})
+		if err != nil {
+			t.Fatalf("%q: %v", tt.offer, err)
+		}
+		got, _, ok := negotiateDeflate(exts, &tt.opts)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("offer %q opts %+v: got %q, want %q", tt.offer, tt.opts, got, tt.want)
+		}
+	}
+}
+
+func TestClientChecksDeflateResponse(t *testing.T) {
+	opts := &CompressionOptions{ClientMaxWindowBits: 12}
+	good := []string{"", "permessage-deflate", "permessage-deflate; server_no_context_takeover", "permessage-deflate; client_max_window_bits=10", "permessage-deflate; server_max_window_bits=8"}
+	bad := []string{"x-other", "permessage-deflate, permessage-deflate", "permessage-deflate; client_max_window_bits=13", "permessage-deflate; client_max_window_bits",
+		"permessage-deflate; foo", "permessage-deflate; server_max_window_bits=16", "permessage-deflate; client_no_context_takeover; client_no_context_takeover"}
+	for _, h := range good {
+		exts, _ := parseExtensions([]string{h})
+		if _, err := acceptDeflateResponse(exts, opts); err != nil {
+			t.Errorf("%q refused: %v", h, err)
+		}
+	}
+	for _, h := range bad {
+		exts, _ := parseExtensions([]string{h})
+		if _, err := acceptDeflateResponse(exts, opts); err == nil {
+			t.Errorf("%q accepted", h)
+		}
+	}
+}
+
+// jsonLike returns n bytes of compressible, JSON-like text.
+func jsonLike(n, seed int) []byte {
+	var b bytes.Buffer
+	for i := seed; b.Len() < n; i++ {
+		fmt.Fprintf(&b, `{"id":%d,"user":"user%d","event":"message","text":"hello %d"},`, i, i%37, i*7)
+	}
+	return b.Bytes()[:n]
+}
+
+func TestCompressedEchoUnderEveryTakeoverAndWindow(t *testing.T) {
+	variants := []CompressionOptions{
+		{},
+		{Threshold: -1},
+		{ServerNoContextTakeover: true, ClientNoContextTakeover: true},
+		{ServerMaxWindowBits: 9, ClientMaxWindowBits: 10},
+		{ServerMaxWindowBits: 8, ClientMaxWindowBits: 8, Level: 9},
+	}
+	for _, opts := range variants {
+		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
+			srv := echoServer(t, &Upgrader{Compression: &opts})
+			ctx := context.Background()
+			c, _, err := Dial(ctx, wsURL(srv), &DialOptions{Compression: &opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if !strings.HasPrefix(c.Compression(), "permessage-deflate") {
+				t.Fatalf("not negotiated: %q", c.Compression())
+			}
+			for i, size := range []int{0, 1, 100, 600, 5000, 40000, 200000, 40000, 600} {
+				want := jsonLike(size, i)
+				typ := MessageText
+				if i%2 == 1 {
+					typ = MessageBinary
+				}
+				if err := c.WriteMessageCompressed(ctx, typ, want, i%3 != 2); err != nil {
+					t.Fatal(err)
+				}
+				gotTyp, got, err := c.ReadMessage(ctx)
+				if err != nil || gotTyp != typ || !bytes.Equal(got, want) {
+					t.Fatalf("message %d (%d bytes): %v, %d bytes, %v", i, size, gotTyp, len(got), err)
+				}
+			}
+			// A fragmented compressed message from NextWriter.
+			w, err := c.NextWriter(ctx, MessageText)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := jsonLike(100000, 99)
+			for i := 0; i < len(want); i += 7000 {
+				w.Write(want[i:min(i+7000, len(want))])
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := c.ReadMessage(ctx); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("NextWriter message: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
+
+func TestDecompressionBombClosesWith1009(t *testing.T) {
+	client, server := pair(t, &Upgrader{Compression: &CompressionOptions{}, ReadLimit: 1 << 20})
+	_ = client
+	// The pair was dialled without compression; negotiate by hand on fresh state instead.
+	server.cfg.deflate = newDeflateState(deflateParams{}, &CompressionOptions{}, true)
+	client.cfg.deflate = newDeflateState(deflateParams{}, &CompressionOptions{}, false)
+	errc := make(chan error, 1)
+	go func() { _, _, err := server.ReadMessage(context.Background()); errc <- err }()
+	// 64 MiB of zeros compress to about 64 KiB.
+	if err := client.WriteMessageCompressed(context.Background(), MessageBinary, make([]byte, 64<<20), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; CloseStatus(err) != StatusMessageTooBig {
+		t.Fatalf("server read %v, want 1009", err)
+	}
+}
