@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -161,4 +162,51 @@ func TestDecompressionBombClosesWith1009(t *testing.T) {
 	if err := <-errc; CloseStatus(err) != StatusMessageTooBig {
 		t.Fatalf("server read %v, want 1009", err)
 	}
+}
+
+// BenchmarkDeflateMemoryPerConnection reports the heap each connection keeps between
+// messages once compression has been used both ways (histories full), with and without
+// context takeover. Both ends of each pair are in this process, so the figure is the heap
+// per pair divided by two.
+func BenchmarkDeflateMemoryPerConnection(b *testing.B) {
+	for _, takeover := range []bool{true, false} {
+		b.Run(fmt.Sprintf("takeover=%v", takeover), func(b *testing.B) {
+			opts := &CompressionOptions{Threshold: -1, ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}
+			const pairs = 50
+			msg := jsonLike(64<<10, 1)
+			for i := 0; i < b.N; i++ {
+				var conns []*Conn
+				before := heapInUse()
+				for p := 0; p < pairs; p++ {
+					client, server := pair(b, &Upgrader{Compression: opts})
+					client.cfg.deflate = newDeflateState(deflateParams{serverNoContextTakeover: !takeover, clientNoContextTakeover: !takeover}, opts, false)
+					server.cfg.deflate = newDeflateState(deflateParams{serverNoContextTakeover: !takeover, clientNoContextTakeover: !takeover}, opts, true)
+					go func() {
+						typ, m, err := server.ReadMessage(context.Background())
+						if err == nil {
+							server.WriteMessage(context.Background(), typ, m)
+						}
+					}()
+					client.WriteMessage(context.Background(), MessageText, msg)
+					if _, _, err := client.ReadMessage(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					conns = append(conns, client, server)
+				}
+				after := heapInUse()
+				b.ReportMetric(float64(after-before)/float64(len(conns)), "B/conn")
+				for _, c := range conns {
+					c.CloseNow()
+				}
+			}
+		})
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }
