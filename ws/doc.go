@@ -36,6 +36,17 @@
 // Calls that block take a context.Context; a context that ends a call fails the connection,
 // as a deadline (SetReadDeadline, SetWriteDeadline) does.
 //
+// # Compression
+//
+// permessage-deflate (RFC 7692) is opt-in: set Upgrader.Compression or
+// DialOptions.Compression. The server accepts the first offer it can honour and declines the
+// others; every parameter is supported, including window sizes below 15 bits. Messages of
+// at least CompressionOptions.Threshold bytes are compressed; WriteMessageCompressed chooses
+// per message. Inflated messages are bounded by the read limit (a decompression bomb fails
+// with 1009 without allocating past the limit). With context takeover a connection keeps
+// only the last window of data each way (32 KiB per direction at most) and borrows pooled
+// compressors per message; without it, nothing between messages.
+//
 // # Performance
 //
 // Frames are parsed from a pooled buffer that a connection holds only while bytes are moving:
