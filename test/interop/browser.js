@@ -2,7 +2,8 @@
 // usage: node browser.js   then one JSON command per stdin line:
 //   {"id":N, "page":"http://127.0.0.1:P/", "scenario":"echo"|"close"|"awaitClose"|"connect", "args":{...}}
 // Each command opens a fresh tab on `page`, loads pattern.js into it and runs the
-// scenario there; the answer is {"id":N, "result":...} or {"id":N, "error":"..."}.
+// scenario there (echo: args.steps are {type, size, data?}, data naming a payload
+// generator of pattern.js); the answer is {"id":N, "result":...} or {"id":N, "error":"..."}.
 // Prints {"op":"ready"} once the browser runs; exits when stdin closes.
 'use strict';
 const fs = require('fs');
@@ -20,9 +21,11 @@ const scenarios = {
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onclose = (e) => reject(new Error(`closed ${e.code}`)); });
-    const results = [];
-    for (const { type, size } of steps) {
-      const sent = type === 'text' ? window.duplexPattern.text(size) : window.duplexPattern.binary(size);
+    // The first result reports the negotiated extensions (the response's
+    // Sec-WebSocket-Extensions as the browser exposes it) and subprotocol.
+    const results = [{ op: 'open', extensions: ws.extensions, protocol: ws.protocol }];
+    for (const { type, size, data } of steps) {
+      const sent = window.duplexPattern.data(data || 'pattern', type, size);
       const got = await new Promise((resolve, reject) => {
         ws.onmessage = (e) => resolve(e.data);
         ws.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason}`));

@@ -14,9 +14,11 @@ function fail(err) {
   process.exit(1);
 }
 
-// payload returns the pattern of the given type and size as a Buffer.
-function payload(type, size) {
-  return type === 'text' ? Buffer.from(pattern.text(size), 'utf8') : Buffer.from(pattern.binary(size));
+// payload returns the payload of the given type and size as a Buffer: the pattern,
+// or the generator kind named by data (see pattern.js).
+function payload(type, size, data) {
+  const p = pattern.data(data || 'pattern', type, size);
+  return type === 'text' ? Buffer.from(p, 'utf8') : Buffer.from(p.buffer, p.byteOffset, p.length);
 }
 
 // Inbox is a FIFO of events with promise-based reads.
@@ -33,21 +35,23 @@ class Inbox {
 }
 
 // runSteps runs the scenario steps against a connected peer adapter:
-//   peer.send(type, buf, fragments), peer.close(code, reason), inbox of
+//   peer.send(type, buf, fragments, compress), peer.close(code, reason), inbox of
 //   {kind:'message', type, data} / {kind:'close', code, reason}.
-// Steps: {op:'echo', type, size, fragments?}, {op:'send', type, size | hex} (no echo
-// expected), {op:'close', code, reason}, {op:'awaitClose'}.
+// Steps: {op:'echo', type, size, data?, fragments?, compress?}, {op:'send', type, size | hex}
+// (no echo expected), {op:'close', code, reason}, {op:'awaitClose'}. data names the
+// payload generator (pattern.js, default 'pattern'); compress (ws only) is the
+// per-message compress option of ws's send (undefined: ws's default).
 async function runSteps(steps, peer, inbox) {
   for (const step of steps) {
     if (step.op === 'echo') {
-      const sent = payload(step.type, step.size);
-      peer.send(step.type, sent, step.fragments || 1);
+      const sent = payload(step.type, step.size, step.data);
+      peer.send(step.type, sent, step.fragments || 1, step.compress);
       const got = await inbox.next();
       if (got.kind !== 'message') throw new Error(`echo ${step.type}/${step.size}: got ${JSON.stringify(got)}`);
       emit({ op: 'echo', type: step.type, size: step.size, gotType: got.type, len: got.data.length,
         match: got.type === step.type && sent.equals(got.data), sha256: sha256(got.data) });
     } else if (step.op === 'send') {
-      peer.send(step.type, step.hex ? Buffer.from(step.hex, 'hex') : payload(step.type, step.size), 1);
+      peer.send(step.type, step.hex ? Buffer.from(step.hex, 'hex') : payload(step.type, step.size, step.data), 1, step.compress);
     } else if (step.op === 'close' || step.op === 'awaitClose') {
       if (step.op === 'close') peer.close(step.code, step.reason);
       let got;

@@ -122,6 +122,7 @@ type event struct {
 	Errored    bool   `json:"errored"`
 	Protocol   string `json:"protocol"`
 	Extensions string `json:"extensions"`
+	Negotiated string `json:"negotiated"` // ws peers: the Sec-WebSocket-Extensions answered
 	Port       int    `json:"port"`
 	Data       string `json:"data"`
 	Message    string `json:"message"`
@@ -134,6 +135,8 @@ type step struct {
 	Size      int    `json:"size"`
 	Hex       string `json:"hex,omitempty"` // send: these bytes instead of the pattern
 	Fragments int    `json:"fragments,omitempty"`
+	Data      string `json:"data,omitempty"`     // payload generator (payload, pattern.js); "" = pattern
+	Compress  *bool  `json:"compress,omitempty"` // ws-client.js: send's per-message compress option
 	Code      int    `json:"code,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 }
@@ -141,7 +144,7 @@ type step struct {
 // clientArgs is the JSON argument of ws-client.js and websocket-client.js.
 type clientArgs struct {
 	Protocols         []string `json:"protocols,omitempty"`
-	PerMessageDeflate *bool    `json:"perMessageDeflate,omitempty"`
+	PerMessageDeflate any      `json:"perMessageDeflate,omitempty"` // bool or ws's perMessageDeflate options
 	Steps             []step   `json:"steps"`
 	TimeoutMs         int      `json:"timeoutMs"`
 }
@@ -365,7 +368,7 @@ func checkEchoEvents(t *testing.T, steps []step, events []event) {
 			if ev.GotType != st.Type || ev.Len != st.Size || !ev.Match {
 				t.Errorf("echo came back as %s of %d bytes, identical=%v", ev.GotType, ev.Len, ev.Match)
 			}
-			if want := patternSHA(st.Type, st.Size); ev.SHA256 != want {
+			if want := payloadSHA(st.Data, st.Type, st.Size); ev.SHA256 != want {
 				t.Errorf("echo sha256 %s, want %s", ev.SHA256, want)
 			}
 		})

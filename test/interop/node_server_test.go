@@ -20,7 +20,7 @@ type wsServer struct {
 }
 
 type wsServerArgs struct {
-	PerMessageDeflate bool     `json:"perMessageDeflate"`
+	PerMessageDeflate any      `json:"perMessageDeflate"` // bool or ws's perMessageDeflate options
 	Protocols         []string `json:"protocols,omitempty"`
 }
 

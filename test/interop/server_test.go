@@ -27,6 +27,7 @@ var serverModes = []string{modeHTTP, modeConn}
 type srvEvent struct {
 	Op          string // open, message, pong, closed (read error), closeSent, rejected, writeError, pingError
 	Subprotocol string
+	Extensions  string // open: serverHooks.info's report (the negotiated extensions)
 	Data        string // pong payload
 	Type        ws.MessageType
 	Len         int
@@ -42,6 +43,8 @@ type duplexServer struct {
 	wsURL   string // ws://127.0.0.1:port/ws
 	pageURL string // http://127.0.0.1:port/ (modeHTTP only): a blank same-origin page
 
+	hooks serverHooks
+
 	mu      sync.Mutex
 	streams map[string]chan srvEvent
 	conns   map[*ws.Conn]bool
@@ -51,9 +54,22 @@ type duplexServer struct {
 
 const blankPage = "<!doctype html><meta charset=utf-8><title>duplex interop</title>\n"
 
+// serverHooks customize the duplex server; nil fields keep the defaults.
+type serverHooks struct {
+	// info is reported as the Extensions of the "open" event.
+	info func(c *ws.Conn) string
+	// echo sends message i (0-based) back instead of WriteMessage; q is the URL's query.
+	echo func(ctx context.Context, c *ws.Conn, q url.Values, i int, typ ws.MessageType, data []byte) error
+}
+
 func startDuplexServer(t *testing.T, mode string, up *ws.Upgrader) *duplexServer {
 	t.Helper()
-	s := &duplexServer{streams: map[string]chan srvEvent{}, conns: map[*ws.Conn]bool{}}
+	return startDuplexServerHooks(t, mode, up, serverHooks{})
+}
+
+func startDuplexServerHooks(t *testing.T, mode string, up *ws.Upgrader, hooks serverHooks) *duplexServer {
+	t.Helper()
+	s := &duplexServer{streams: map[string]chan srvEvent{}, conns: map[*ws.Conn]bool{}, hooks: hooks}
 	var stopListener func()
 	switch mode {
 	case modeHTTP:
@@ -202,7 +218,11 @@ func (s *duplexServer) serve(c *ws.Conn, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
-	s.report(r, srvEvent{Op: "open", Subprotocol: c.Subprotocol()})
+	open := srvEvent{Op: "open", Subprotocol: c.Subprotocol()}
+	if s.hooks.info != nil {
+		open.Extensions = s.hooks.info(c)
+	}
+	s.report(r, open)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	q := r.URL.Query()
@@ -218,7 +238,7 @@ func (s *duplexServer) serve(c *ws.Conn, r *http.Request) {
 			s.report(r, srvEvent{Op: "pingError", Err: err})
 		}
 	}
-	for range 1000 {
+	for i := range 1000 {
 		typ, data, err := c.ReadMessage(ctx)
 		if err != nil {
 			s.report(r, srvEvent{Op: "closed", Err: err})
@@ -226,7 +246,11 @@ func (s *duplexServer) serve(c *ws.Conn, r *http.Request) {
 			return
 		}
 		s.report(r, srvEvent{Op: "message", Type: typ, Len: len(data), SHA256: sha256Hex(data)})
-		if err := c.WriteMessage(ctx, typ, data); err != nil {
+		echo := func() error { return c.WriteMessage(ctx, typ, data) }
+		if s.hooks.echo != nil {
+			echo = func() error { return s.hooks.echo(ctx, c, q, i, typ, data) }
+		}
+		if err := echo(); err != nil {
 			s.report(r, srvEvent{Op: "writeError", Err: err})
 			_ = c.CloseNow()
 			return
@@ -243,9 +267,9 @@ func (s *duplexServer) checkMessages(t *testing.T, id string, steps []step) {
 			continue
 		}
 		ev := s.expect(t, id, "message")
-		if ev.Type != msgType(st.Type) || ev.Len != st.Size || ev.SHA256 != patternSHA(st.Type, st.Size) {
-			t.Errorf("duplex server received %v of %d bytes (sha256 %.12s…), want %s of %d bytes (sha256 %.12s…)",
-				ev.Type, ev.Len, ev.SHA256, st.Type, st.Size, patternSHA(st.Type, st.Size))
+		if want := payloadSHA(st.Data, st.Type, st.Size); ev.Type != msgType(st.Type) || ev.Len != st.Size || ev.SHA256 != want {
+			t.Errorf("duplex server received %v of %d bytes (sha256 %.12s…), want %s %s of %d bytes (sha256 %.12s…)",
+				ev.Type, ev.Len, ev.SHA256, st.Data, st.Type, st.Size, want)
 		}
 	}
 }
