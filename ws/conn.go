@@ -14,8 +14,10 @@ import (
 // Defaults for the connection options.
 const (
 	DefaultReadLimit       = 32 << 20 // largest message accepted, in bytes
-	DefaultReadBufferSize  = 8 << 10
-	DefaultWriteBufferSize = 8 << 10
+	// The I/O buffers come from pools and are held only while bytes move, so they can be
+	// large enough to take many pipelined frames in one system call.
+	DefaultReadBufferSize  = 32 << 10
+	DefaultWriteBufferSize = 32 << 10
 	// DefaultCloseTimeout bounds how long Close waits for the peer's close frame.
 	DefaultCloseTimeout = 5 * time.Second
 	// coalesceDelay bounds how long a write may wait to be coalesced with the replies to

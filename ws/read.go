@@ -515,7 +515,7 @@ func (c *Conn) fill() error {
 			c.rpos = 0
 		}
 		if len(*c.rb) == cap(*c.rb) {
-			return c.fail(StatusInternalError, "read buffer full")
+			c.growReadBuffer()
 		}
 	}
 	if c.raw != nil {
@@ -529,14 +529,30 @@ func (c *Conn) fill() error {
 		*c.rb = (*c.rb)[:len(*c.rb)+c.rawN]
 		return nil
 	}
+	// Without raw reads the buffer is held while the read waits: wait with a small one, and
+	// move to a full-sized one once data fills it.
 	if c.rb == nil {
-		c.rb = getBuffer(c.cfg.readBufferSize)
+		c.rb = getBuffer(idleReadBufferSize)
 	}
 	b := *c.rb
 	n, err := c.nc.Read(b[len(b):cap(b)])
 	if n > 0 {
 		*c.rb = b[:len(b)+n]
+		if len(*c.rb) == cap(*c.rb) && cap(*c.rb) < c.cfg.readBufferSize {
+			c.growReadBuffer()
+		}
 		return nil
 	}
 	return c.readFailed(err)
+}
+
+// idleReadBufferSize is the buffer a read waits with on connections without raw reads.
+const idleReadBufferSize = 512
+
+// growReadBuffer moves the buffered bytes to a larger pooled buffer.
+func (c *Conn) growReadBuffer() {
+	nb := getBuffer(max(c.cfg.readBufferSize, 2*cap(*c.rb)))
+	*nb = append(*nb, c.unread()...)
+	putBuffer(c.rb)
+	c.rb, c.rpos = nb, 0
 }
