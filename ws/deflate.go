@@ -23,6 +23,9 @@ import (
 type CompressionOptions struct {
 	// Level is the flate compression level, 1 (fastest) to 9 (smallest); 0 means 1. It is
 	// ignored when the sending window is below 15 bits, which uses a window-bounded encoder.
+	// Levels 1, 2, 4 and 5 skip quickly through incompressible data, in a message and in
+	// the context-takeover history alike, so repeats of random data are seldom found there;
+	// levels 3 and 6–9 index everything, at about 1.5× the CPU of level 1.
 	Level int
 
 	// Threshold is the payload size below which WriteMessage sends a message uncompressed

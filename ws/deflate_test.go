@@ -210,3 +210,26 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
 }
+
+func TestContextTakeoverShrinksRepeats(t *testing.T) {
+	for _, takeover := range []bool{true, false} {
+		d := newDeflateState(deflateParams{serverNoContextTakeover: !takeover}, &CompressionOptions{}, true)
+		history := jsonLike(40000, 0) // more than the window
+		msg := jsonLike(3000, 777)
+		var first, second []byte
+		if err := d.compress(&first, history); err != nil {
+			t.Fatal(err)
+		}
+		first = first[:0]
+		if err := d.compress(&first, msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.compress(&second, msg); err != nil {
+			t.Fatal(err)
+		}
+		shrunk := len(second)*4 < len(first)
+		if shrunk != takeover {
+			t.Errorf("takeover=%v: a repeated %d-byte message took %d then %d bytes", takeover, len(msg), len(first), len(second))
+		}
+	}
+}

@@ -27,8 +27,9 @@ func duplexEcho(c *ws.Conn) {
 }
 
 func init() {
-	// duplex: ws.Upgrader.Upgrade over net/http; the loop runs in the
-	// handler goroutine.
+	// duplex: ws.Upgrader.Upgrade over net/http; the loop runs in a goroutine
+	// of its own and the handler returns, as ws.Upgrader.Upgrade's doc advises
+	// for long-lived connections (net/http frees its per-connection buffers).
 	register("duplex", func(ln net.Listener) (Server, error) {
 		up := &ws.Upgrader{}
 		return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +37,7 @@ func init() {
 			if err != nil {
 				return
 			}
-			duplexEcho(c)
+			go duplexEcho(c)
 		})), nil
 	})
 	// duplex-raw: ws.Upgrader.UpgradeConn on a bare net.Listener, no net/http.
