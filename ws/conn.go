@@ -13,7 +13,7 @@ import (
 
 // Defaults for the connection options.
 const (
-	DefaultReadLimit       = 32 << 20 // largest message accepted, in bytes
+	DefaultReadLimit = 32 << 20 // largest message accepted, in bytes
 	// The I/O buffers come from pools and are held only while bytes move, so they can be
 	// large enough to take many pipelined frames in one system call.
 	DefaultReadBufferSize  = 32 << 10
