@@ -328,37 +328,43 @@ type DeflateInfo struct {
 
 type bitReader struct {
 	b     []byte
-	pos   int // byte position
-	bit   uint
-	nbits uint
+	pos   int    // next byte to load into acc
+	acc   uint64 // bits not yet consumed, LSB first
+	nbits uint   // number of valid bits in acc
 }
 
 var errDeflateEOF = errors.New("wstest: deflate data truncated")
 
 func (r *bitReader) bits(n uint) (uint32, error) {
-	var v uint32
-	for i := uint(0); i < n; i++ {
+	for r.nbits < n {
 		if r.pos >= len(r.b) {
 			return 0, errDeflateEOF
 		}
-		if (r.b[r.pos]>>r.bit)&1 != 0 {
-			v |= 1 << i
-		}
-		r.bit++
-		if r.bit == 8 {
-			r.bit = 0
-			r.pos++
-		}
+		r.acc |= uint64(r.b[r.pos]) << r.nbits
+		r.pos++
+		r.nbits += 8
 	}
+	v := uint32(r.acc & (1<<n - 1))
+	r.acc >>= n
+	r.nbits -= n
 	return v, nil
 }
 
+// align drops the bits up to the next byte boundary.
 func (r *bitReader) align() {
-	if r.bit != 0 {
-		r.bit = 0
-		r.pos++
-	}
+	drop := r.nbits % 8
+	r.acc >>= drop
+	r.nbits -= drop
 }
+
+// bytePos returns the position of the next unconsumed byte (after align).
+func (r *bitReader) bytePos() int { return r.pos - int(r.nbits/8) }
+
+// skipTo discards buffered bits and continues at byte position pos.
+func (r *bitReader) skipTo(pos int) { r.pos, r.acc, r.nbits = pos, 0, 0 }
+
+// done reports whether every input bit was consumed.
+func (r *bitReader) done() bool { return r.pos >= len(r.b) && r.nbits == 0 }
 
 // huffman is a canonical Huffman code: count[l] codes of length l, symbols
 // sorted by code.
@@ -451,7 +457,7 @@ func InspectDeflate(payload []byte) (DeflateInfo, error) {
 	var info DeflateInfo
 	in := append(append([]byte{}, payload...), DeflateTail...)
 	r := &bitReader{b: in}
-	for r.pos < len(in) {
+	for !r.done() {
 		final, err := r.bits(1)
 		if err != nil {
 			return info, err
@@ -464,19 +470,20 @@ func InspectDeflate(payload []byte) (DeflateInfo, error) {
 		switch typ {
 		case 0:
 			r.align()
-			if r.pos+4 > len(in) {
+			pos := r.bytePos()
+			if pos+4 > len(in) {
 				return info, errDeflateEOF
 			}
-			n := int(in[r.pos]) | int(in[r.pos+1])<<8
-			nn := int(in[r.pos+2]) | int(in[r.pos+3])<<8
+			n := int(in[pos]) | int(in[pos+1])<<8
+			nn := int(in[pos+2]) | int(in[pos+3])<<8
 			if n != ^nn&0xffff {
 				return info, errors.New("wstest: stored block LEN/NLEN mismatch")
 			}
-			r.pos += 4
-			if r.pos+n > len(in) {
+			pos += 4
+			if pos+n > len(in) {
 				return info, errDeflateEOF
 			}
-			r.pos += n
+			r.skipTo(pos + n)
 			info.OutLen += n
 		case 1, 2:
 			lit, dist := fixedLit, fixedDist
