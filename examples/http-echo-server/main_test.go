@@ -1,129 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/examples/internal/echotest"
 	"github.com/duplexio/duplex/ws"
 )
 
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startServer runs serve on a loopback port until the test ends and returns its address
-// and its log. stop shuts it down and waits for serve to return.
-func startServer(t *testing.T) (addr string, logs *syncBuffer, stop func()) {
-	t.Helper()
-	checkGoroutines(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs = &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, log.New(logs, "", 0)) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(3 * time.Second):
-				t.Errorf("serve did not return after shutdown")
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
-	return ln.Addr().String(), logs, stop
-}
-
-// checkGoroutines fails the test if goroutines started during it are still running at its
-// end (after the cleanups registered later, which run first).
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func dial(t *testing.T, ctx context.Context, addr string) *ws.Conn {
-	t.Helper()
-	c, _, err := ws.Dial(ctx, "ws://"+addr+"/echo", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-func echo(t *testing.T, ctx context.Context, c *ws.Conn, typ ws.MessageType, msg []byte) {
-	t.Helper()
-	if err := c.WriteMessage(ctx, typ, msg); err != nil {
-		t.Fatal(err)
-	}
-	gotType, got, err := c.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if gotType != typ || !bytes.Equal(got, msg) {
-		t.Fatalf("echo of %v %d bytes: got %v %d bytes", typ, len(msg), gotType, len(got))
-	}
-}
-
 func TestEcho(t *testing.T) {
-	addr, logs, stop := startServer(t)
+	addr, logs, stop := echotest.StartServer(t, serve)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	c := dial(t, ctx, addr)
+	c := echotest.Dial(t, ctx, addr)
 
-	echo(t, ctx, c, ws.MessageText, []byte("hello"))
-	echo(t, ctx, c, ws.MessageBinary, []byte{0, 1, 2, 0xFF})
+	echotest.Echo(t, ctx, c, ws.MessageText, []byte("hello"))
+	echotest.Echo(t, ctx, c, ws.MessageBinary, []byte{0, 1, 2, 0xFF})
 	big := make([]byte, 70000) // sent with a 64-bit length
 	rand.Read(big)
-	echo(t, ctx, c, ws.MessageBinary, big)
+	echotest.Echo(t, ctx, c, ws.MessageBinary, big)
 
 	// A message in three frames arrives as one message.
 	w, err := c.NextWriter(ctx, ws.MessageText)
@@ -145,7 +46,7 @@ func TestEcho(t *testing.T) {
 	if err := c.Ping(ctx, []byte("ping?")); err != nil {
 		t.Fatal(err)
 	}
-	echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
+	echotest.Echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
 	select {
 	case p := <-pongs:
 		if p != "ping?" {
@@ -187,11 +88,11 @@ func TestEcho(t *testing.T) {
 }
 
 func TestShutdownSendsGoingAway(t *testing.T) {
-	addr, logs, stop := startServer(t)
+	addr, logs, stop := echotest.StartServer(t, serve)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	c := dial(t, ctx, addr)
-	echo(t, ctx, c, ws.MessageText, []byte("hi"))
+	c := echotest.Dial(t, ctx, addr)
+	echotest.Echo(t, ctx, c, ws.MessageText, []byte("hi"))
 	readErr := make(chan error, 1)
 	go func() {
 		_, _, err := c.ReadMessage(ctx)
@@ -207,7 +108,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 }
 
 func TestPlainGETIsRefused(t *testing.T) {
-	addr, logs, _ := startServer(t)
+	addr, logs, _ := echotest.StartServer(t, serve)
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get("http://" + addr + "/echo")

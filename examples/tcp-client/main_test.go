@@ -8,36 +8,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/examples/internal/echotest"
 	"github.com/duplexio/duplex/ws"
 )
-
-// checkGoroutines fails the test if goroutines started during it are still running at its
-// end (after the cleanups registered later, which run first).
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 // echoServer starts a ws.Upgrader echo server on loopback. The channel receives how each
 // connection ended, as the server saw it.
 func echoServer(t *testing.T) (url string, ended <-chan error) {
 	t.Helper()
-	checkGoroutines(t)
+	echotest.CheckGoroutines(t)
 	endc := make(chan error, 10)
 	upgrader := &ws.Upgrader{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +124,7 @@ func TestLongerMessagesUseExtendedLengths(t *testing.T) {
 // connection until the test ends.
 func rawServer(t *testing.T, response string) string {
 	t.Helper()
-	checkGoroutines(t)
+	echotest.CheckGoroutines(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,124 +7,27 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"log"
 	"net"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/examples/internal/echotest"
 	"github.com/duplexio/duplex/ws"
 )
 
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startServer runs serve on a loopback port until the test ends and returns its address
-// and its log. stop shuts it down and waits for serve to return.
-func startServer(t *testing.T) (addr string, logs *syncBuffer, stop func()) {
-	t.Helper()
-	checkGoroutines(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs = &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, log.New(logs, "", 0)) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(3 * time.Second):
-				t.Errorf("serve did not return after shutdown")
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
-	return ln.Addr().String(), logs, stop
-}
-
-// checkGoroutines fails the test if goroutines started during it are still running at its
-// end (after the cleanups registered later, which run first).
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func dial(t *testing.T, ctx context.Context, addr string) *ws.Conn {
-	t.Helper()
-	c, _, err := ws.Dial(ctx, "ws://"+addr+"/echo", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-func echo(t *testing.T, ctx context.Context, c *ws.Conn, typ ws.MessageType, msg []byte) {
-	t.Helper()
-	if err := c.WriteMessage(ctx, typ, msg); err != nil {
-		t.Fatal(err)
-	}
-	gotType, got, err := c.ReadMessage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if gotType != typ || !bytes.Equal(got, msg) {
-		t.Fatalf("echo of %v %d bytes: got %v %d bytes", typ, len(msg), gotType, len(got))
-	}
-}
-
 func TestEcho(t *testing.T) {
-	addr, logs, stop := startServer(t)
+	addr, logs, stop := echotest.StartServer(t, serve)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	c := dial(t, ctx, addr)
+	c := echotest.Dial(t, ctx, addr)
 
-	echo(t, ctx, c, ws.MessageText, []byte("hello"))
-	echo(t, ctx, c, ws.MessageBinary, []byte{0, 1, 2, 0xFF})
-	echo(t, ctx, c, ws.MessageText, bytes.Repeat([]byte("x"), 200)) // 16-bit length
-	big := make([]byte, 70000)                                      // 64-bit length
+	echotest.Echo(t, ctx, c, ws.MessageText, []byte("hello"))
+	echotest.Echo(t, ctx, c, ws.MessageBinary, []byte{0, 1, 2, 0xFF})
+	echotest.Echo(t, ctx, c, ws.MessageText, bytes.Repeat([]byte("x"), 200)) // 16-bit length
+	big := make([]byte, 70000)                                               // 64-bit length
 	rand.Read(big)
-	echo(t, ctx, c, ws.MessageBinary, big)
+	echotest.Echo(t, ctx, c, ws.MessageBinary, big)
 
 	// A message in three frames: text FIN=0, continuation FIN=0, continuation FIN=1 (empty).
 	w, err := c.NextWriter(ctx, ws.MessageText)
@@ -146,7 +49,7 @@ func TestEcho(t *testing.T) {
 	if err := c.Ping(ctx, []byte("are you there")); err != nil {
 		t.Fatal(err)
 	}
-	echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
+	echotest.Echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
 	select {
 	case p := <-pongs:
 		if p != "are you there" {
@@ -200,11 +103,11 @@ func TestEcho(t *testing.T) {
 }
 
 func TestShutdownSendsGoingAway(t *testing.T) {
-	addr, _, stop := startServer(t)
+	addr, _, stop := echotest.StartServer(t, serve)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	c := dial(t, ctx, addr)
-	echo(t, ctx, c, ws.MessageText, []byte("hi"))
+	c := echotest.Dial(t, ctx, addr)
+	echotest.Echo(t, ctx, c, ws.MessageText, []byte("hi"))
 	readErr := make(chan error, 1)
 	go func() {
 		_, _, err := c.ReadMessage(ctx)
@@ -232,7 +135,7 @@ const goodRequest = "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConn
 	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
 func TestHandshakeRefusals(t *testing.T) {
-	addr, _, _ := startServer(t)
+	addr, _, _ := echotest.StartServer(t, serve)
 	tests := []struct {
 		name, request, status string
 	}{
@@ -266,7 +169,7 @@ func TestHandshakeRefusals(t *testing.T) {
 // TestFramingErrors sends bad frames after a good handshake: the server must answer with a
 // close frame carrying the matching code, then close the connection.
 func TestFramingErrors(t *testing.T) {
-	addr, _, _ := startServer(t)
+	addr, _, _ := echotest.StartServer(t, serve)
 	masked := func(b0 byte, payload string) []byte {
 		h := ws.Header{Fin: b0&0x80 != 0, Opcode: ws.Opcode(b0 & 0xF), Rsv: b0 >> 4 & 7, Masked: true, Mask: [4]byte{1, 2, 3, 4}, Length: int64(len(payload))}
 		p := []byte(payload)
@@ -314,7 +217,7 @@ func TestFramingErrors(t *testing.T) {
 // TestFirstFrameWithTheRequest sends a frame in the same write as the handshake: the bytes
 // after the request head are the first frame, not to be lost with the HTTP reader.
 func TestFirstFrameWithTheRequest(t *testing.T) {
-	addr, _, _ := startServer(t)
+	addr, _, _ := echotest.StartServer(t, serve)
 	nc := rawConn(t, addr)
 	br := readResponseHead(t, nc, goodRequest+"\x81\x82\x00\x00\x00\x00hi") // zero mask key: payload as is
 	echo := make([]byte, 4)
@@ -344,7 +247,7 @@ func readResponseHead(t *testing.T, nc net.Conn, request string) *bufio.Reader {
 
 // TestGarbageDoesNotPanic feeds random bytes after a good handshake.
 func TestGarbageDoesNotPanic(t *testing.T) {
-	addr, _, _ := startServer(t)
+	addr, _, _ := echotest.StartServer(t, serve)
 	for range 50 {
 		nc := rawConn(t, addr)
 		junk := make([]byte, 64)

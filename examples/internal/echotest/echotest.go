@@ -1,0 +1,116 @@
+// Package echotest holds the test helpers the example programs share: running a server on a
+// loopback port, checking for leaked goroutines, and echo round trips with ws.Dial.
+package echotest
+
+import (
+	"bytes"
+	"context"
+	"log"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duplexio/duplex/ws"
+)
+
+// Log is a log destination safe for concurrent use.
+type Log struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Serve is the shape of an example server's entry point.
+type Serve func(ctx context.Context, ln net.Listener, logger *log.Logger) error
+
+// StartServer runs serve on a loopback port until the test ends and returns its address and
+// its log. stop shuts it down and waits for serve to return.
+func StartServer(t *testing.T, serve Serve) (addr string, logs *Log, stop func()) {
+	t.Helper()
+	CheckGoroutines(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = &Log{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, log.New(logs, "", 0)) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(3 * time.Second):
+				t.Errorf("serve did not return after shutdown")
+			}
+		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
+	return ln.Addr().String(), logs, stop
+}
+
+// CheckGoroutines fails the test if goroutines started during it are still running at its
+// end (after the cleanups registered later, which run first).
+func CheckGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// Dial connects to the /echo endpoint at addr; the connection is closed when the test ends.
+func Dial(t *testing.T, ctx context.Context, addr string) *ws.Conn {
+	t.Helper()
+	c, _, err := ws.Dial(ctx, "ws://"+addr+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// Echo sends msg and checks that the same type and payload come back.
+func Echo(t *testing.T, ctx context.Context, c *ws.Conn, typ ws.MessageType, msg []byte) {
+	t.Helper()
+	if err := c.WriteMessage(ctx, typ, msg); err != nil {
+		t.Fatal(err)
+	}
+	gotType, got, err := c.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotType != typ || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %v %d bytes: got %v %d bytes", typ, len(msg), gotType, len(got))
+	}
+}
