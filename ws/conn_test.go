@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -353,26 +351,7 @@ func TestPeerVanishingIsAbnormalClosure(t *testing.T) {
 func BenchmarkEcho(b *testing.B) {
 	for _, size := range []int{16, 1024, 4096, 64 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
-			u := &Upgrader{}
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				c, err := u.Upgrade(w, r)
-				if err != nil {
-					return
-				}
-				defer c.CloseNow()
-				var buf []byte
-				for {
-					typ, msg, err := c.AppendMessage(context.Background(), buf[:0])
-					if err != nil {
-						return
-					}
-					buf = msg
-					if c.WriteMessage(context.Background(), typ, msg) != nil {
-						return
-					}
-				}
-			}))
-			defer srv.Close()
+			srv := echoServer(b, &Upgrader{})
 			c, _, err := Dial(context.Background(), wsURL(srv), nil)
 			if err != nil {
 				b.Fatal(err)

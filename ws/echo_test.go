@@ -12,7 +12,7 @@ import (
 )
 
 // echoServer starts an httptest server whose handler echoes every message.
-func echoServer(t *testing.T, u *Upgrader) *httptest.Server {
+func echoServer(t testing.TB, u *Upgrader) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := u.Upgrade(w, r)
