@@ -34,6 +34,7 @@ const (
 	MessageBinary MessageType = MessageType(OpBinary)
 )
 
+// String returns "text" or "binary".
 func (t MessageType) String() string { return Opcode(t).String() }
 
 // connConfig holds what the handshake decided and the options that shape a Conn.

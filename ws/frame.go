@@ -27,6 +27,7 @@ func (op Opcode) IsReserved() bool {
 	return (op > OpBinary && op < OpClose) || op > OpPong
 }
 
+// String returns the opcode's name, or reserved(0xN).
 func (op Opcode) String() string {
 	switch op {
 	case OpContinuation:

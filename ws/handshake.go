@@ -30,6 +30,7 @@ type HandshakeError struct {
 	Body       []byte      // start of the response body received (client only; at most 4 KiB)
 }
 
+// Error describes the failure with its HTTP status.
 func (e *HandshakeError) Error() string {
 	if e.StatusCode == 0 {
 		return "ws: handshake failed: " + e.Reason

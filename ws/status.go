@@ -54,6 +54,7 @@ type CloseError struct {
 	Remote bool
 }
 
+// Error says who closed the connection, with the code and reason.
 func (e *CloseError) Error() string {
 	who := "local"
 	if e.Remote {

@@ -71,6 +71,7 @@ const (
 	RoleServer
 )
 
+// String returns the role's name.
 func (r Role) String() string {
 	if r == RoleServer {
 		return "server"
@@ -96,6 +97,7 @@ type Frame struct {
 	LenForm LenForm
 }
 
+// String summarises the frame's header and payload.
 func (f Frame) String() string {
 	p := f.Payload
 	suffix := ""
@@ -463,6 +465,7 @@ type CloseReceivedError struct {
 	Controls []Frame
 }
 
+// Error reports the close frame received.
 func (e *CloseReceivedError) Error() string {
 	return "wstest: close frame received: " + e.Frame.String()
 }
