@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/klauspost/compress/flate"
 	"io"
 	"time"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // errCloseAlreadySent is returned by writeClose when a close frame went out before.
@@ -48,8 +49,9 @@ func (c *Conn) writeMessage(ctx context.Context, typ MessageType, data []byte, c
 }
 
 // NextWriter starts a message of type typ whose payload is given in pieces: each Write sends
-// one frame and Close sends the final (empty) one. Until Close, other data messages wait
-// (control frames still go out), so always Close the writer.
+// one frame and Close sends the final one (empty, or when the message is compressed, what the
+// compressor still held). Until Close, other data messages wait (control frames still go
+// out), so always Close the writer.
 func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if typ != MessageText && typ != MessageBinary {
 		return nil, errors.New("ws: NextWriter with an invalid message type")
