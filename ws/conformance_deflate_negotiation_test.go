@@ -33,17 +33,7 @@ func checkResponseSyntax(t *testing.T, e *wstest.Extension) {
 	if e.Name != pmd {
 		t.Errorf("response extension %q, want %q", e.Name, pmd)
 	}
-	seen := map[string]bool{}
-	for _, p := range e.Params {
-		hasValue, known := knownDeflateParams[p.Name]
-		if !known {
-			t.Errorf("response has unknown parameter %q: %s", p.Name, e)
-			continue
-		}
-		if seen[p.Name] {
-			t.Errorf("response repeats parameter %q: %s", p.Name, e)
-		}
-		seen[p.Name] = true
+	forKnownParams(t, "response", *e, func(p wstest.ExtParam, hasValue bool) {
 		if p.HasValue != hasValue {
 			t.Errorf("response parameter %q has value=%v: %s", p.Name, p.HasValue, e)
 		}
@@ -52,7 +42,53 @@ func checkResponseSyntax(t *testing.T, e *wstest.Extension) {
 				t.Errorf("response parameter %s=%q out of 8..15: %s", p.Name, p.Value, e)
 			}
 		}
+	})
+}
+
+// forKnownParams reports the parameters of e that permessage-deflate does
+// not define and those that appear more than once (what names e in the
+// messages: "response" or "offer"), and calls fn for each known one with
+// whether it takes a value.
+func forKnownParams(t *testing.T, what string, e wstest.Extension, fn func(p wstest.ExtParam, hasValue bool)) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, p := range e.Params {
+		hasValue, known := knownDeflateParams[p.Name]
+		if !known {
+			t.Errorf("%s has unknown parameter %q: %s", what, p.Name, e)
+			continue
+		}
+		if seen[p.Name] {
+			t.Errorf("%s repeats parameter %q: %s", what, p.Name, e)
+		}
+		seen[p.Name] = true
+		fn(p, hasValue)
 	}
+}
+
+// checkWantForbid checks that e (what: "response" or "offer") has each
+// parameter of want ("name" or "name=value") and none named in forbid.
+func checkWantForbid(t *testing.T, what string, e wstest.Extension, want, forbid []string) {
+	t.Helper()
+	for _, w := range want {
+		name, val, hasVal := strings.Cut(w, "=")
+		p, ok := e.Param(name)
+		if !ok || hasVal && p.Value != val {
+			t.Errorf("%s %q lacks %q", what, e, w)
+		}
+	}
+	for _, f := range forbid {
+		if _, ok := e.Param(f); ok {
+			t.Errorf("%s %q has %q", what, e, f)
+		}
+	}
+}
+
+// sameExtension reports whether impl (a Conn.Compression() value) names
+// exactly the extension e.
+func sameExtension(impl string, e *wstest.Extension) bool {
+	exts, err := wstest.ParseExtensions([]string{impl})
+	return err == nil && len(exts) == 1 && exts[0].String() == e.String()
 }
 
 func paramInt(e *wstest.Extension, name string) (int, bool) {
@@ -206,21 +242,10 @@ func TestDeflateServerNegotiation(t *testing.T) {
 		checkResponseSyntax(t, e)
 		if impl == "" {
 			t.Errorf("Conn.Compression() = \"\", want the agreed %q", e)
-		} else if exts, err := wstest.ParseExtensions([]string{impl}); err != nil || len(exts) != 1 || exts[0].String() != e.String() {
+		} else if !sameExtension(impl, e) {
 			t.Errorf("Conn.Compression() = %q, response %q", impl, e)
 		}
-		for _, w := range c.want {
-			name, val, hasVal := strings.Cut(w, "=")
-			p, ok := e.Param(name)
-			if !ok || hasVal && p.Value != val {
-				t.Errorf("response %q lacks %q", e, w)
-			}
-		}
-		for _, f := range c.forbid {
-			if _, ok := e.Param(f); ok {
-				t.Errorf("response %q has %q", e, f)
-			}
-		}
+		checkWantForbid(t, "response", *e, c.want, c.forbid)
 		offered := func(name string) bool {
 			exts, _ := wstest.ParseExtensions(c.offer)
 			for _, x := range exts {
@@ -394,18 +419,7 @@ func TestDeflateClientNegotiation(t *testing.T) {
 		}
 		t.Logf("ws client offered %q", offer)
 		checkOffer(t, offer)
-		for _, w := range c.wantOffer {
-			name, val, hasVal := strings.Cut(w, "=")
-			p, ok := offer.Param(name)
-			if !ok || hasVal && p.Value != val {
-				t.Errorf("offer %q lacks %q", offer, w)
-			}
-		}
-		for _, f := range c.forbidOffer {
-			if _, ok := offer.Param(f); ok {
-				t.Errorf("offer %q has %q", offer, f)
-			}
-		}
+		checkWantForbid(t, "offer", offer, c.wantOffer, c.forbidOffer)
 		if skip != "" {
 			t.Skip(skip)
 		}
@@ -432,7 +446,7 @@ func TestDeflateClientNegotiation(t *testing.T) {
 			if impl != "" {
 				t.Errorf("Conn.Compression() = %q without an extension in the response", impl)
 			}
-		} else if exts, err := wstest.ParseExtensions([]string{impl}); err != nil || len(exts) != 1 || exts[0].String() != d.ext.String() {
+		} else if !sameExtension(impl, d.ext) {
 			t.Errorf("Conn.Compression() = %q, response %q", impl, d.ext)
 		}
 		d.exchangeUnderAgreement()
@@ -446,17 +460,7 @@ func TestDeflateClientNegotiation(t *testing.T) {
 // client_max_window_bits with no value or 8..15.
 func checkOffer(t *testing.T, e wstest.Extension) {
 	t.Helper()
-	seen := map[string]bool{}
-	for _, p := range e.Params {
-		hasValue, known := knownDeflateParams[p.Name]
-		if !known {
-			t.Errorf("offer has unknown parameter %q: %s", p.Name, e)
-			continue
-		}
-		if seen[p.Name] {
-			t.Errorf("offer repeats %q: %s", p.Name, e)
-		}
-		seen[p.Name] = true
+	forKnownParams(t, "offer", e, func(p wstest.ExtParam, hasValue bool) {
 		switch {
 		case !hasValue && p.HasValue:
 			t.Errorf("offer parameter %q has a value: %s", p.Name, e)
@@ -467,5 +471,5 @@ func checkOffer(t *testing.T, e wstest.Extension) {
 				t.Errorf("offer parameter %s=%q out of 8..15: %s", p.Name, p.Value, e)
 			}
 		}
-	}
+	})
 }

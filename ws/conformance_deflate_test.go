@@ -18,9 +18,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -59,12 +57,11 @@ type deflateOpts struct {
 
 // dharness is a harness whose connection negotiated (or declined)
 // permessage-deflate; the peer's compressor and decompressor follow the
-// agreed parameters.
+// agreed parameters. The embedded harness holds the handshake: resp (server
+// roles: the 101 response) and req (client role: the ws client's request).
 type dharness struct {
 	*harness
-	resp  *http.Response // server roles: the 101 response
-	offer []string       // server roles: the peer's Sec-WebSocket-Extensions lines
-	req   *http.Request  // client role: the ws client's request
+	offer []string // server roles: the peer's Sec-WebSocket-Extensions lines
 	// ext is the agreed extension as it appeared on the wire (nil: none).
 	ext *wstest.Extension
 	// comp compresses the peer's messages, dec inflates the ws side's, as
@@ -74,8 +71,6 @@ type dharness struct {
 	dec       *wstest.Decompressor
 	implBits  int  // the ws side's agreed window bits (15 when unrestricted)
 	implNoCtx bool // the ws side agreed not to use context takeover
-
-	implExt chan string // the ws side's Conn.Compression()
 }
 
 // startDeflate opens a connection like start, with permessage-deflate
@@ -101,137 +96,50 @@ func startDeflateHandshake(t *testing.T, r role, o deflateOpts) *dharness {
 	if o.noComp {
 		comp = nil
 	}
-	if o.app == nil {
-		o.app = echoApp
+	opts := options{
+		readLimit:   o.readLimit,
+		app:         o.app,
+		peerTimeout: o.peerTimeout,
+		appTimeout:  2 * time.Minute,
+		compression: comp,
+		header:      http.Header{},
 	}
-	h := &harness{t: t, role: r, appDone: make(chan struct{})}
-	d := &dharness{harness: h, implExt: make(chan string, 1)}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	var appStarted sync.Once
-	run := func(c *ws.Conn, err error) {
-		appStarted.Do(func() {
-			defer close(h.appDone)
-			if err != nil {
-				h.appErr = err
-				return
-			}
-			h.connMu.Lock()
-			h.conn = c
-			h.connMu.Unlock()
-			d.implExt <- c.Compression()
-			h.appErr = o.app(ctx, c)
-		})
-	}
-	u := &ws.Upgrader{
-		ReadLimit:   o.readLimit,
-		CheckOrigin: func(*http.Request) bool { return true },
-		Compression: comp,
-	}
-	hdr := http.Header{}
+	var offer []string
 	if !o.noOffer {
-		offer := o.offer
+		offer = o.offer
 		if offer == nil {
 			offer = []string{pmd}
 		}
-		hdr["Sec-WebSocket-Extensions"] = offer
-		d.offer = offer
+		opts.header["Sec-WebSocket-Extensions"] = offer
 	}
-	var peer *wstest.Peer
-	var err error
-	switch r {
-	case roleServer:
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			c, err := u.Upgrade(w, req)
-			if err != nil {
-				err = fmt.Errorf("Upgrade: %w", err)
-			}
-			run(c, err)
-		}))
-		t.Cleanup(srv.Close)
-		t.Cleanup(func() { h.release(cancel) })
-		peer, d.resp, err = wstest.Dial(srv.Listener.Addr().String(), &wstest.DialOptions{Header: hdr})
-	case roleServerRaw:
-		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			nc, err := ln.Accept()
-			if err != nil {
-				run(nil, fmt.Errorf("Accept: %w", err))
-				return
-			}
-			nc.SetDeadline(time.Now().Add(stepTimeout))
-			c, _, err := u.UpgradeConn(nc)
-			nc.SetDeadline(time.Time{})
-			if err != nil {
-				nc.Close()
-				run(nil, fmt.Errorf("UpgradeConn: %w", err))
-				return
-			}
-			run(c, nil)
-		}()
-		t.Cleanup(func() { h.release(cancel) })
-		peer, d.resp, err = wstest.Dial(ln.Addr().String(), &wstest.DialOptions{Header: hdr})
-	case roleClient:
-		ln, lerr := wstest.Listen()
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			dctx, dcancel := context.WithTimeout(ctx, stepTimeout)
-			defer dcancel()
-			c, _, err := ws.Dial(dctx, ln.URL("/echo"), &ws.DialOptions{ReadLimit: o.readLimit, Compression: comp})
-			if err != nil {
-				err = fmt.Errorf("Dial: %w", err)
-			}
-			run(c, err)
-		}()
-		t.Cleanup(func() { h.release(cancel) })
-		respond := o.respond
-		if respond == nil {
-			respond = func(req *http.Request) string {
-				exts, _ := wstest.ParseExtensions(req.Header.Values("Sec-WebSocket-Extensions"))
-				for _, e := range exts {
-					if e.Name == pmd {
-						return pmd
-					}
+	respond := o.respond
+	if respond == nil {
+		respond = func(req *http.Request) string {
+			exts, _ := wstest.ParseExtensions(req.Header.Values("Sec-WebSocket-Extensions"))
+			for _, e := range exts {
+				if e.Name == pmd {
+					return pmd
 				}
-				return ""
 			}
-		}
-		var sent string
-		peer, d.req, err = ln.AcceptWith(stepTimeout, wstest.AcceptOptions{Header: func(req *http.Request) http.Header {
-			sent = respond(req)
-			if sent == "" {
-				return nil
-			}
-			return http.Header{"Sec-WebSocket-Extensions": {sent}}
-		}})
-		if err == nil && sent != "" {
-			exts, perr := wstest.ParseExtensions([]string{sent})
-			if perr == nil && len(exts) == 1 {
-				d.ext = &exts[0]
-			}
+			return ""
 		}
 	}
+	var sent string // the client role's response Sec-WebSocket-Extensions
+	opts.respond = func(req *http.Request) http.Header {
+		sent = respond(req)
+		if sent == "" {
+			return nil
+		}
+		return http.Header{"Sec-WebSocket-Extensions": {sent}}
+	}
+	h, err := open(t, r, opts)
+	d := &dharness{harness: h, offer: offer}
 	if err != nil {
 		if r.isServer() && d.resp != nil {
 			return d // a non-101 response: the caller checks it
 		}
 		t.Fatalf("%s: opening handshake: %v", r, err)
 	}
-	if peer == nil {
-		return d
-	}
-	peer.Timeout = stepTimeout
-	if o.peerTimeout > 0 {
-		peer.Timeout = o.peerTimeout
-	}
-	h.peer = peer
 	if r.isServer() {
 		exts, perr := wstest.ParseExtensions(d.resp.Header.Values("Sec-WebSocket-Extensions"))
 		if perr != nil {
@@ -241,6 +149,11 @@ func startDeflateHandshake(t *testing.T, r role, o deflateOpts) *dharness {
 			t.Errorf("%s: response names %d extensions, want at most one: %q", r, len(exts), d.resp.Header.Values("Sec-WebSocket-Extensions"))
 		}
 		if len(exts) >= 1 {
+			d.ext = &exts[0]
+		}
+	} else if sent != "" {
+		exts, perr := wstest.ParseExtensions([]string{sent})
+		if perr == nil && len(exts) == 1 {
 			d.ext = &exts[0]
 		}
 	}
@@ -311,14 +224,7 @@ func (d *dharness) implCompression() string {
 // frame of a data message and only when the extension was agreed.
 func (d *dharness) checkAnyFrame(f wstest.Frame, first bool) {
 	d.t.Helper()
-	if f.Masked != d.implMasks() {
-		d.maskErrOnce.Do(func() {
-			d.t.Errorf("%s sent a frame with masked=%v, want masked=%v: %v", d.role, f.Masked, d.implMasks(), f)
-		})
-	}
-	if want := wstest.MinimalLenForm(len(f.Payload)); f.LenForm != want {
-		d.t.Errorf("%s sent a %d-byte payload with length form %d, want the minimal form %d", d.role, len(f.Payload), f.LenForm, want)
-	}
+	d.checkFrameForm(f)
 	switch {
 	case f.Rsv&^wstest.RSV1 != 0:
 		d.t.Errorf("%s sent RSV2/RSV3: %v", d.role, f)
@@ -564,62 +470,68 @@ func opName(op byte) string {
 func TestDeflateEchoesCompressedMessagesOfEverySize(t *testing.T) {
 	t.Parallel()
 	type tc struct {
+		op          byte
 		size, count int
 		roles       []role
 	}
-	cases := []tc{
-		{16, 20, allRoles},
-		{64, 20, allRoles},
-		{256, 20, bothRoles},
-		{1 << 10, 20, bothRoles},
-		{4 << 10, 16, allRoles},
-		{8 << 10, 12, bothRoles},
-		{16 << 10, 8, bothRoles},
-		{32 << 10, 6, bothRoles},
-		{64 << 10, 4, allRoles},
-		{128 << 10, 3, bothRoles},
-		{256 << 10, 2, bothRoles},
-		{1 << 20, 1, bothRoles},
+	var cases []tc
+	for _, c := range []tc{
+		{0, 16, 20, allRoles},
+		{0, 64, 20, allRoles},
+		{0, 256, 20, bothRoles},
+		{0, 1 << 10, 20, bothRoles},
+		{0, 4 << 10, 16, allRoles},
+		{0, 8 << 10, 12, bothRoles},
+		{0, 16 << 10, 8, bothRoles},
+		{0, 32 << 10, 6, bothRoles},
+		{0, 64 << 10, 4, allRoles},
+		{0, 128 << 10, 3, bothRoles},
+		{0, 256 << 10, 2, bothRoles},
+		{0, 1 << 20, 1, bothRoles},
+	} {
+		cases = append(cases, withOps(c, func(c *tc, op byte) { c.op = op })...)
 	}
-	for _, r := range allRoles {
-		t.Run(string(r), func(t *testing.T) {
-			t.Parallel()
-			for _, c := range cases {
-				if !containsRole(c.roles, r) {
-					continue
-				}
-				for _, op := range []byte{wstest.OpText, wstest.OpBinary} {
-					// 1 MiB: text against the server, binary against the client
-					// (run time under -race).
-					if c.size == 1<<20 && (op == wstest.OpText) != (r == roleServer) {
-						continue
-					}
-					t.Run(fmt.Sprintf("%s_%s_x%d", opName(op), kib(c.size), c.count), func(t *testing.T) {
-						t.Parallel()
-						d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout})
-						if d.ext == nil {
-							t.Fatalf("%s: permessage-deflate not agreed", r)
-						}
-						src := &dataStream{text: op == wstest.OpText}
-						var wire, plain, reach int
-						for range c.count {
-							payload := src.next(c.size)
-							m := d.echoCompressed(op, payload, 0)
-							if !m.compressed {
-								t.Errorf("echo of %d bytes not compressed with Threshold -1", c.size)
-							}
-							wire += len(m.wire)
-							plain += len(m.payload)
-							if m.info.MaxReach > 0 {
-								reach++
-							}
-						}
-						t.Logf("%s echoes: %d bytes inflated from %d; %d of %d messages refer to earlier ones", r, plain, wire, reach, c.count)
-					})
-				}
+	roles := func(c tc) []role {
+		// 1 MiB: text against the server, binary against the client (run
+		// time under -race).
+		if c.size == 1<<20 {
+			if c.op == wstest.OpText {
+				return []role{roleServer}
 			}
-		})
+			return []role{roleClient}
+		}
+		return c.roles
 	}
+	name := func(c tc) string { return fmt.Sprintf("%s_%s_x%d", opName(c.op), kib(c.size), c.count) }
+	forCasesInRoles(t, cases, roles, name, func(t *testing.T, r role, c tc) {
+		d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout})
+		if d.ext == nil {
+			t.Fatalf("%s: permessage-deflate not agreed", r)
+		}
+		src := &dataStream{text: c.op == wstest.OpText}
+		var wire, plain, reach int
+		for range c.count {
+			payload := src.next(c.size)
+			m := d.echoCompressed(c.op, payload, 0)
+			if !m.compressed {
+				t.Errorf("echo of %d bytes not compressed with Threshold -1", c.size)
+			}
+			wire += len(m.wire)
+			plain += len(m.payload)
+			if m.info.MaxReach > 0 {
+				reach++
+			}
+		}
+		t.Logf("%s echoes: %d bytes inflated from %d; %d of %d messages refer to earlier ones", r, plain, wire, reach, c.count)
+	})
+}
+
+// withOps returns c as a text and as a binary case (set sets the opcode).
+func withOps[C any](c C, set func(c *C, op byte)) []C {
+	out := []C{c, c}
+	set(&out[0], wstest.OpText)
+	set(&out[1], wstest.OpBinary)
+	return out
 }
 
 // Autobahn 12.x.11-18: the peer auto-fragments its compressed messages
@@ -627,39 +539,33 @@ func TestDeflateEchoesCompressedMessagesOfEverySize(t *testing.T) {
 func TestDeflateEchoesFragmentedCompressedMessages(t *testing.T) {
 	t.Parallel()
 	type tc struct {
+		op                byte
 		size, frag, count int
 		roles             []role
 	}
-	cases := []tc{
-		{8 << 10, 256, 8, bothRoles},
-		{16 << 10, 256, 4, []role{roleServer}},
-		{64 << 10, 256, 2, bothRoles},
-		{128 << 10, 1 << 10, 2, bothRoles},
-		{128 << 10, 4 << 10, 2, []role{roleServerRaw, roleClient}},
-		{128 << 10, 32 << 10, 2, bothRoles},
-		{4 << 10, 1, 2, bothRoles},
-		{300, 7, 4, allRoles},
+	var cases []tc
+	for _, c := range []tc{
+		{0, 8 << 10, 256, 8, bothRoles},
+		{0, 16 << 10, 256, 4, []role{roleServer}},
+		{0, 64 << 10, 256, 2, bothRoles},
+		{0, 128 << 10, 1 << 10, 2, bothRoles},
+		{0, 128 << 10, 4 << 10, 2, []role{roleServerRaw, roleClient}},
+		{0, 128 << 10, 32 << 10, 2, bothRoles},
+		{0, 4 << 10, 1, 2, bothRoles},
+		{0, 300, 7, 4, allRoles},
+	} {
+		cases = append(cases, withOps(c, func(c *tc, op byte) { c.op = op })...)
 	}
-	for _, r := range allRoles {
-		t.Run(string(r), func(t *testing.T) {
-			t.Parallel()
-			for _, c := range cases {
-				if !containsRole(c.roles, r) {
-					continue
-				}
-				for _, op := range []byte{wstest.OpText, wstest.OpBinary} {
-					t.Run(fmt.Sprintf("%s_%s_in_%s_frames_x%d", opName(op), kib(c.size), kib(c.frag), c.count), func(t *testing.T) {
-						t.Parallel()
-						d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout})
-						src := &dataStream{text: op == wstest.OpText}
-						for range c.count {
-							d.echoCompressed(op, src.next(c.size), c.frag)
-						}
-					})
-				}
-			}
-		})
+	name := func(c tc) string {
+		return fmt.Sprintf("%s_%s_in_%s_frames_x%d", opName(c.op), kib(c.size), kib(c.frag), c.count)
 	}
+	forCasesInRoles(t, cases, func(c tc) []role { return c.roles }, name, func(t *testing.T, r role, c tc) {
+		d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout})
+		src := &dataStream{text: c.op == wstest.OpText}
+		for range c.count {
+			d.echoCompressed(c.op, src.next(c.size), c.frag)
+		}
+	})
 }
 
 // Autobahn 9.7/12.x: many messages back to back without waiting for the
@@ -740,28 +646,7 @@ func TestDeflateNextWriterSendsFragmentedCompressedMessage(t *testing.T) {
 		{"binary_empty_no_writes", wstest.OpBinary, 1, 0, 1},
 	}
 	forRoleCases(t, allRoles, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
-		d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout, app: func(ctx context.Context, conn *ws.Conn) error {
-			for {
-				typ, data, err := conn.ReadMessage(ctx)
-				if err != nil {
-					return err
-				}
-				w, err := conn.NextWriter(ctx, typ)
-				if err != nil {
-					return err
-				}
-				for len(data) > 0 {
-					n := min(c.chunk, len(data))
-					if _, err := w.Write(data[:n]); err != nil {
-						return err
-					}
-					data = data[n:]
-				}
-				if err := w.Close(); err != nil {
-					return err
-				}
-			}
-		}})
+		d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout, app: nextWriterEchoApp(c.chunk)})
 		src := &dataStream{text: c.op == wstest.OpText}
 		for i := range 2 {
 			payload := src.next(c.size)
@@ -772,15 +657,7 @@ func TestDeflateNextWriterSendsFragmentedCompressedMessage(t *testing.T) {
 			if len(m.frames) < c.minFr {
 				t.Errorf("message %d: %d bytes written in %d-byte pieces came in %d frame(s), want at least %d (NextWriter streams fragments)", i, c.size, c.chunk, len(m.frames), c.minFr)
 			}
-			for j, f := range m.frames {
-				wantOp := wstest.OpContinuation
-				if j == 0 {
-					wantOp = c.op
-				}
-				if f.Opcode != wantOp || f.Fin != (j == len(m.frames)-1) {
-					t.Errorf("frame %d of %d: %v; want op %#x fin=%v", j, len(m.frames), f, wantOp, j == len(m.frames)-1)
-				}
-			}
+			checkFragments(t, c.op, m.frames)
 			if i == 0 {
 				t.Logf("%d bytes in %d frames (%d compressed bytes)", c.size, len(m.frames), len(m.wire))
 			}
@@ -921,9 +798,7 @@ func TestDeflateFramingFailures(t *testing.T) {
 	forRoleCases(t, allRoles, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
 		d := startDeflate(t, r, deflateOpts{})
 		d.echoCompressed(wstest.OpText, []byte("before"), 0)
-		fs := append(c.frames(d), ping("after"))
-		d.send(fs...)
-		d.expectFail(ws.StatusProtocolError)
+		d.sendExpectFail(ws.StatusProtocolError, c.frames(d)...)
 	})
 }
 
@@ -958,8 +833,7 @@ func TestDeflateFailsOnRSV1WhenNotNegotiated(t *testing.T) {
 		d.expectEcho(wstest.OpText, []byte("before"))
 		// A valid compressed message, which is a protocol error here.
 		c2 := (&wstest.Compressor{}).Compress([]byte("compressed"))
-		d.send(wstest.CompressedFrames(wstest.OpText, c2, 0)[0], ping("after"))
-		d.expectFail(ws.StatusProtocolError)
+		d.sendExpectFail(ws.StatusProtocolError, wstest.CompressedFrames(wstest.OpText, c2, 0)[0])
 	})
 }
 
@@ -1088,8 +962,7 @@ func TestDeflateFailsOnInvalidPayload(t *testing.T) {
 		} else {
 			d.echoCompressed(wstest.OpText, []byte("before"), 0)
 		}
-		d.send(append(fs, ping("after"))...)
-		d.expectFail(ws.StatusInvalidPayload)
+		d.sendExpectFail(ws.StatusInvalidPayload, fs...)
 	})
 }
 
@@ -1307,15 +1180,5 @@ func TestDeflateLeavesNoGoroutines(t *testing.T) {
 			})
 		})
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	after := runtime.NumGoroutine()
-	for after > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		after = runtime.NumGoroutine()
-	}
-	if after > before {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		t.Errorf("%d goroutines before, %d after the deflate scenarios:\n%s", before, after, buf[:n])
-	}
+	checkGoroutinesBack(t, before, "deflate")
 }

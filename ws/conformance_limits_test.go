@@ -5,7 +5,6 @@ package ws_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -79,29 +78,18 @@ func TestLargeMessagesEchoed(t *testing.T) {
 		}
 		return s
 	}
-	for _, r := range allRoles {
-		t.Run(string(r), func(t *testing.T) {
-			t.Parallel()
-			for _, c := range cases {
-				if !containsRole(c.roles, r) {
-					continue
-				}
-				t.Run(name(c), func(t *testing.T) {
-					t.Parallel()
-					h := start(t, r, options{peerTimeout: largeTimeout})
-					payload := pattern(c.size)
-					if c.op == wstest.OpBinary {
-						payload = binaryPattern(c.size)
-					}
-					fs := []wstest.Frame{{Fin: true, Opcode: c.op, Payload: payload}}
-					if c.fragSize > 0 {
-						fs = fragments(c.op, payload, c.fragSize)
-					}
-					h.sendAndExpectEcho(c.op, payload, c.chop, fs...)
-				})
-			}
-		})
-	}
+	forCasesInRoles(t, cases, func(c tc) []role { return c.roles }, name, func(t *testing.T, r role, c tc) {
+		h := start(t, r, options{peerTimeout: largeTimeout})
+		payload := pattern(c.size)
+		if c.op == wstest.OpBinary {
+			payload = binaryPattern(c.size)
+		}
+		fs := []wstest.Frame{{Fin: true, Opcode: c.op, Payload: payload}}
+		if c.fragSize > 0 {
+			fs = fragments(c.op, payload, c.fragSize)
+		}
+		h.sendAndExpectEcho(c.op, payload, c.chop, fs...)
+	})
 }
 
 func containsRole(rs []role, r role) bool {
@@ -213,22 +201,12 @@ func TestMessageInSmallFragmentsEchoed(t *testing.T) {
 		{4096, bothRoles},
 		{65535, bothRoles},
 	}
-	for _, r := range allRoles {
-		t.Run(string(r), func(t *testing.T) {
-			t.Parallel()
-			for _, c := range cases {
-				if !containsRole(c.roles, r) {
-					continue
-				}
-				t.Run(fmt.Sprintf("text_64KiB_in_%d_byte_fragments", c.size), func(t *testing.T) {
-					t.Parallel()
-					h := start(t, r, options{peerTimeout: largeTimeout})
-					payload := bytes.Repeat([]byte("64KiB \u20ac text! "), 65536/16) // 16 bytes each
-					h.sendAndExpectEcho(wstest.OpText, payload, 0, fragments(wstest.OpText, payload, c.size)...)
-				})
-			}
-		})
-	}
+	name := func(c tc) string { return fmt.Sprintf("text_64KiB_in_%d_byte_fragments", c.size) }
+	forCasesInRoles(t, cases, func(c tc) []role { return c.roles }, name, func(t *testing.T, r role, c tc) {
+		h := start(t, r, options{peerTimeout: largeTimeout})
+		payload := bytes.Repeat([]byte("64KiB \u20ac text! "), 65536/16) // 16 bytes each
+		h.sendAndExpectEcho(wstest.OpText, payload, 0, fragments(wstest.OpText, payload, c.size)...)
+	})
 }
 
 // NextWriter sends each Write as one frame: the peer must see a valid
@@ -248,28 +226,7 @@ func TestNextWriterMessageReceivedAsValidFragments(t *testing.T) {
 		{"binary_300_bytes_in_1_byte_writes", wstest.OpBinary, 1, 300},
 	}
 	forRoleCases(t, allRoles, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
-		h := start(t, r, options{app: func(ctx context.Context, conn *ws.Conn) error {
-			for {
-				typ, data, err := conn.ReadMessage(ctx)
-				if err != nil {
-					return err
-				}
-				w, err := conn.NextWriter(ctx, typ)
-				if err != nil {
-					return err
-				}
-				for len(data) > 0 {
-					n := min(c.chunk, len(data))
-					if _, err := w.Write(data[:n]); err != nil {
-						return err
-					}
-					data = data[n:]
-				}
-				if err := w.Close(); err != nil {
-					return err
-				}
-			}
-		}})
+		h := start(t, r, options{app: nextWriterEchoApp(c.chunk)})
 		payload := pattern(c.size)
 		if c.op == wstest.OpBinary {
 			payload = binaryPattern(c.size)
@@ -280,15 +237,7 @@ func TestNextWriterMessageReceivedAsValidFragments(t *testing.T) {
 		if len(m.Frames) < writes {
 			t.Errorf("message came in %d frames, want at least %d (one per Write)", len(m.Frames), writes)
 		}
-		for i, f := range m.Frames {
-			wantOp := wstest.OpContinuation
-			if i == 0 {
-				wantOp = c.op
-			}
-			if f.Opcode != wantOp || f.Fin != (i == len(m.Frames)-1) {
-				t.Errorf("frame %d of %d: %v; want op %#x fin=%v", i, len(m.Frames), f, wantOp, i == len(m.Frames)-1)
-			}
-		}
+		checkFragments(t, c.op, m.Frames)
 		if r == roleClient {
 			keys := map[[4]byte]bool{}
 			for _, f := range m.Frames {

@@ -67,6 +67,48 @@ func echoApp(ctx context.Context, c *ws.Conn) error {
 	}
 }
 
+// nextWriterEchoApp echoes every data message through Conn.NextWriter,
+// writing it in pieces of chunk bytes.
+func nextWriterEchoApp(chunk int) appFunc {
+	return func(ctx context.Context, conn *ws.Conn) error {
+		for {
+			typ, data, err := conn.ReadMessage(ctx)
+			if err != nil {
+				return err
+			}
+			w, err := conn.NextWriter(ctx, typ)
+			if err != nil {
+				return err
+			}
+			for len(data) > 0 {
+				n := min(chunk, len(data))
+				if _, err := w.Write(data[:n]); err != nil {
+					return err
+				}
+				data = data[n:]
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// checkFragments checks that frames form one valid message of opcode op:
+// op on the first frame, continuation frames after it, FIN on the last only.
+func checkFragments(t *testing.T, op byte, frames []wstest.Frame) {
+	t.Helper()
+	for i, f := range frames {
+		wantOp := wstest.OpContinuation
+		if i == 0 {
+			wantOp = op
+		}
+		if f.Opcode != wantOp || f.Fin != (i == len(frames)-1) {
+			t.Errorf("frame %d of %d: %v; want op %#x fin=%v", i, len(frames), f, wantOp, i == len(frames)-1)
+		}
+	}
+}
+
 type options struct {
 	readLimit int64
 	app       appFunc
@@ -75,6 +117,16 @@ type options struct {
 	extra []byte
 	// peerTimeout overrides stepTimeout for the peer's waits.
 	peerTimeout time.Duration
+	// appTimeout bounds the application's context (0: one minute).
+	appTimeout time.Duration
+	// compression is the duplex side's Upgrader.Compression or
+	// DialOptions.Compression.
+	compression *ws.CompressionOptions
+	// header holds request header fields the peer adds (server roles).
+	header http.Header
+	// respond returns header fields the peer adds to its 101 response to
+	// the duplex client's request (client role).
+	respond func(req *http.Request) http.Header
 }
 
 // harness is one connection between the raw peer and a duplex endpoint.
@@ -83,9 +135,16 @@ type harness struct {
 	role role
 	peer *wstest.Peer
 
+	// The opening handshake as the peer saw it: resp is the duplex
+	// server's response (server roles, also a non-101 one), req the duplex
+	// client's request (client role).
+	resp *http.Response
+	req  *http.Request
+
 	connMu sync.Mutex
 	conn   *ws.Conn
 
+	implExt chan string // the duplex side's Conn.Compression(), once connected
 	appDone chan struct{}
 	appErr  error
 
@@ -97,11 +156,25 @@ type harness struct {
 // t.Cleanup, which also checks that the application goroutine ended.
 func start(t *testing.T, r role, o options) *harness {
 	t.Helper()
+	h, err := open(t, r, o)
+	if err != nil {
+		t.Fatalf("%s: opening handshake: %v", r, err)
+	}
+	return h
+}
+
+// open is start, returning the opening handshake's error (with a nil
+// h.peer) instead of failing the test.
+func open(t *testing.T, r role, o options) (*harness, error) {
+	t.Helper()
 	if o.app == nil {
 		o.app = echoApp
 	}
-	h := &harness{t: t, role: r, appDone: make(chan struct{})}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if o.appTimeout == 0 {
+		o.appTimeout = time.Minute
+	}
+	h := &harness{t: t, role: r, implExt: make(chan string, 1), appDone: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), o.appTimeout)
 	t.Cleanup(cancel)
 	var appStarted sync.Once
 	run := func(c *ws.Conn, err error) {
@@ -114,12 +187,14 @@ func start(t *testing.T, r role, o options) *harness {
 			h.connMu.Lock()
 			h.conn = c
 			h.connMu.Unlock()
+			h.implExt <- c.Compression()
 			h.appErr = o.app(ctx, c)
 		})
 	}
 	u := &ws.Upgrader{
 		ReadLimit:   o.readLimit,
 		CheckOrigin: func(*http.Request) bool { return true },
+		Compression: o.compression,
 	}
 
 	var peer *wstest.Peer
@@ -135,7 +210,7 @@ func start(t *testing.T, r role, o options) *harness {
 		}))
 		t.Cleanup(srv.Close)
 		t.Cleanup(func() { h.release(cancel) })
-		peer, _, err = wstest.Dial(srv.Listener.Addr().String(), &wstest.DialOptions{Extra: o.extra})
+		peer, h.resp, err = wstest.Dial(srv.Listener.Addr().String(), &wstest.DialOptions{Header: o.header, Extra: o.extra})
 	case roleServerRaw:
 		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
 		if lerr != nil {
@@ -159,7 +234,7 @@ func start(t *testing.T, r role, o options) *harness {
 			run(c, nil)
 		}()
 		t.Cleanup(func() { h.release(cancel) })
-		peer, _, err = wstest.Dial(ln.Addr().String(), &wstest.DialOptions{Extra: o.extra})
+		peer, h.resp, err = wstest.Dial(ln.Addr().String(), &wstest.DialOptions{Header: o.header, Extra: o.extra})
 	case roleClient:
 		ln, lerr := wstest.Listen()
 		if lerr != nil {
@@ -169,24 +244,24 @@ func start(t *testing.T, r role, o options) *harness {
 		go func() {
 			dctx, dcancel := context.WithTimeout(ctx, stepTimeout)
 			defer dcancel()
-			c, _, err := ws.Dial(dctx, ln.URL("/echo"), &ws.DialOptions{ReadLimit: o.readLimit})
+			c, _, err := ws.Dial(dctx, ln.URL("/echo"), &ws.DialOptions{ReadLimit: o.readLimit, Compression: o.compression})
 			if err != nil {
 				err = fmt.Errorf("Dial: %w", err)
 			}
 			run(c, err)
 		}()
 		t.Cleanup(func() { h.release(cancel) })
-		peer, _, err = ln.AcceptWithExtra(stepTimeout, o.extra)
+		peer, h.req, err = ln.AcceptWith(stepTimeout, wstest.AcceptOptions{Extra: o.extra, Header: o.respond})
 	}
 	if err != nil {
-		t.Fatalf("%s: opening handshake: %v", r, err)
+		return h, err
 	}
 	peer.Timeout = stepTimeout
 	if o.peerTimeout > 0 {
 		peer.Timeout = o.peerTimeout
 	}
 	h.peer = peer
-	return h
+	return h, nil
 }
 
 // release closes both ends and checks the application goroutine returns.
@@ -211,8 +286,10 @@ func (h *harness) release(cancel context.CancelFunc) {
 // implMasks reports whether the duplex side must mask its frames.
 func (h *harness) implMasks() bool { return h.role == roleClient }
 
-// checkFrame applies the rules every frame from the duplex side must obey.
-func (h *harness) checkFrame(f wstest.Frame) {
+// checkFrameForm applies the RFC 6455 rules every frame from the duplex
+// side must obey with or without extensions: masking per role and the
+// minimal length form.
+func (h *harness) checkFrameForm(f wstest.Frame) {
 	h.t.Helper()
 	if f.Masked != h.implMasks() {
 		h.maskErrOnce.Do(func() {
@@ -222,6 +299,13 @@ func (h *harness) checkFrame(f wstest.Frame) {
 	if want := wstest.MinimalLenForm(len(f.Payload)); f.LenForm != want {
 		h.t.Errorf("%s sent a %d-byte payload with length form %d, want the minimal form %d", h.role, len(f.Payload), f.LenForm, want)
 	}
+}
+
+// checkFrame applies the rules every frame from the duplex side must obey
+// when no extension was agreed.
+func (h *harness) checkFrame(f wstest.Frame) {
+	h.t.Helper()
+	h.checkFrameForm(f)
 	if f.Rsv != 0 {
 		h.t.Errorf("%s sent RSV bits %#x without an extension: %v", h.role, f.Rsv, f)
 	}
@@ -341,6 +425,15 @@ func (h *harness) readUntilClose(what string) (wstest.Frame, bool) {
 func (h *harness) expectFail(code ws.StatusCode) {
 	h.t.Helper()
 	h.expectFailWithin(code, h.peer.Timeout)
+}
+
+// sendExpectFail sends fs followed by a ping in one write and checks that
+// the duplex side fails the connection with code (the ping is not
+// answered: expectFail reports any frame before the close frame).
+func (h *harness) sendExpectFail(code ws.StatusCode, fs ...wstest.Frame) {
+	h.t.Helper()
+	h.send(append(fs[:len(fs):len(fs)], ping("after"))...)
+	h.expectFail(code)
 }
 
 func (h *harness) expectFailWithin(code ws.StatusCode, d time.Duration) {
@@ -514,6 +607,26 @@ func forRoleCases[C any](t *testing.T, roles []role, cases []C, name func(C) str
 	}
 }
 
+// forCasesInRoles runs fn as a parallel subtest per role (all of them) and
+// case name, each case only in the roles roles(c) names.
+func forCasesInRoles[C any](t *testing.T, cases []C, roles func(C) []role, name func(C) string, fn func(t *testing.T, r role, c C)) {
+	t.Helper()
+	for _, r := range allRoles {
+		t.Run(string(r), func(t *testing.T) {
+			t.Parallel()
+			for _, c := range cases {
+				if !containsRole(roles(c), r) {
+					continue
+				}
+				t.Run(name(c), func(t *testing.T) {
+					t.Parallel()
+					fn(t, r, c)
+				})
+			}
+		})
+	}
+}
+
 func kib(n int) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
@@ -648,8 +761,7 @@ func TestFailsOnPingWithPayloadOver125Bytes(t *testing.T) {
 	t.Parallel()
 	forRoles(t, allRoles, func(t *testing.T, r role) {
 		h := start(t, r, options{})
-		h.send(wstest.Frame{Fin: true, Opcode: wstest.OpPing, Payload: binaryPattern(126)}, ping("after"))
-		h.expectFail(ws.StatusProtocolError)
+		h.sendExpectFail(ws.StatusProtocolError, wstest.Frame{Fin: true, Opcode: wstest.OpPing, Payload: binaryPattern(126)})
 	})
 }
 
@@ -901,48 +1013,46 @@ func TestFailsOnBadFragmentation(t *testing.T) {
 
 func TestServerFailsOnUnmaskedFrame(t *testing.T) {
 	t.Parallel()
-	type tc struct {
-		name string
-		f    wstest.Frame
-	}
-	cases := []tc{
-		{"text", text("unmasked")},
-		{"binary", binaryFrame([]byte{1, 2, 3})},
-		{"ping", ping("unmasked")},
-		{"close", closeFrame(1000, "")},
-		{"text_empty", text("")},
-	}
-	forRoleCases(t, []role{roleServer, roleServerRaw}, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
-		h := start(t, r, options{})
-		h.send(text("before"))
-		h.expectText("before")
-		h.sendRaw(h.peer.Encode(c.f, wstest.Masked(false)))
-		h.expectFail(ws.StatusProtocolError)
+	unmasked := wstest.Masked(false)
+	failsOnMaskingViolation(t, []role{roleServer, roleServerRaw}, []maskCase{
+		{"text", text("unmasked"), unmasked},
+		{"binary", binaryFrame([]byte{1, 2, 3}), unmasked},
+		{"ping", ping("unmasked"), unmasked},
+		{"close", closeFrame(1000, ""), unmasked},
+		{"text_empty", text(""), unmasked},
 	})
 }
 
 func TestClientFailsOnMaskedFrame(t *testing.T) {
 	t.Parallel()
-	type tc struct {
-		name string
-		f    wstest.Frame
-	}
-	cases := []tc{
-		{"text", text("masked")},
-		{"binary", binaryFrame([]byte{1, 2, 3})},
-		{"ping", ping("masked")},
-		{"close", closeFrame(1000, "")},
-		{"text_zero_key", text("zero key")},
-	}
-	forRoleCases(t, []role{roleClient}, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
+	masked := wstest.Masked(true)
+	failsOnMaskingViolation(t, []role{roleClient}, []maskCase{
+		{"text", text("masked"), masked},
+		{"binary", binaryFrame([]byte{1, 2, 3}), masked},
+		{"ping", ping("masked"), masked},
+		{"close", closeFrame(1000, ""), masked},
+		{"text_zero_key", text("zero key"), wstest.WithKey([4]byte{})},
+	})
+}
+
+// maskCase is a frame the peer sends encoded with opt, which breaks the
+// masking rule for the duplex side's role.
+type maskCase struct {
+	name string
+	f    wstest.Frame
+	opt  wstest.Option
+}
+
+// failsOnMaskingViolation checks, per role and case, that after a valid
+// echo the frame encoded against the masking rule fails the connection
+// with 1002.
+func failsOnMaskingViolation(t *testing.T, roles []role, cases []maskCase) {
+	t.Helper()
+	forRoleCases(t, roles, cases, func(c maskCase) string { return c.name }, func(t *testing.T, r role, c maskCase) {
 		h := start(t, r, options{})
 		h.send(text("before"))
 		h.expectText("before")
-		opt := wstest.Masked(true)
-		if c.name == "text_zero_key" {
-			opt = wstest.WithKey([4]byte{})
-		}
-		h.sendRaw(h.peer.Encode(c.f, opt))
+		h.sendRaw(h.peer.Encode(c.f, c.opt))
 		h.expectFail(ws.StatusProtocolError)
 	})
 }
@@ -1031,6 +1141,14 @@ func TestConformanceLeavesNoGoroutines(t *testing.T) {
 			})
 		})
 	}
+	checkGoroutinesBack(t, before, "conformance")
+}
+
+// checkGoroutinesBack waits up to 3 s for the number of goroutines to drop
+// back to before, and fails with a dump of all stacks if it does not; what
+// names the scenarios.
+func checkGoroutinesBack(t *testing.T, before int, what string) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	after := runtime.NumGoroutine()
 	for after > before && time.Now().Before(deadline) {
@@ -1040,6 +1158,6 @@ func TestConformanceLeavesNoGoroutines(t *testing.T) {
 	if after > before {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
-		t.Errorf("%d goroutines before, %d after the conformance scenarios:\n%s", before, after, buf[:n])
+		t.Errorf("%d goroutines before, %d after the %s scenarios:\n%s", before, after, what, buf[:n])
 	}
 }
