@@ -46,18 +46,22 @@ type options struct {
 	binDir           string
 	outDir           string
 	profileDir       string
+	deflate          string // permessage-deflate offer for the load; "" = plain
+	base             string // the impl ratios are taken against
 }
 
 func main() {
 	var o options
-	impls := flag.String("impls", strings.Join(defaultImpls(), ","), "implementations, comma-separated (tcp is always added: ratios need it)")
+	impls := flag.String("impls", "", "implementations, comma-separated (default: every plain impl; with -deflate every deflate impl). Without -deflate tcp is always added")
 	conns := flag.String("conns", "1,100", "connection counts")
-	sizes := flag.String("sizes", "16,1024,65536", "payload sizes in bytes")
-	inflight := flag.String("inflight", "1,16", "messages in flight per connection")
+	sizes := flag.String("sizes", "16,1024,65536", "payload sizes in bytes (with -deflate: default 1024,65536)")
+	inflight := flag.String("inflight", "1,16", "messages in flight per connection (with -deflate: default 1)")
+	flag.StringVar(&o.deflate, "deflate", "", `permessage-deflate offer for every connection, e.g. "permessage-deflate; client_max_window_bits": compressed JSON-like echo (see README)`)
+	flag.StringVar(&o.base, "base", "", "impl that the ratio column divides by (default tcp; with -deflate gws-deflate)")
 	flag.IntVar(&o.runs, "runs", 3, "runs per cell; tables show medians")
 	flag.DurationVar(&o.duration, "duration", 2*time.Second, "measured window per cell")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured traffic before each window")
-	flag.IntVar(&o.idle, "idle", 10000, "idle connections for the memory test (0 skips it)")
+	flag.IntVar(&o.idle, "idle", 10000, "idle connections for the memory test (0 skips it; with -deflate default 0)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after the idle connections are up before reading RSS")
 	flag.BoolVar(&o.pin, "pin", true, "pin the server to -server-cpu and the load to -load-cpu with taskset")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
@@ -70,8 +74,31 @@ func main() {
 	log.SetPrefix("compare: ")
 
 	var err error
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.deflate != "" {
+		// A compressed echo matrix: JSON-like text, closed loop, no tcp row.
+		if !set["sizes"] {
+			*sizes = "1024,65536"
+		}
+		if !set["inflight"] {
+			*inflight = "1"
+		}
+		if !set["idle"] {
+			o.idle = 0
+		}
+	}
+	if o.base == "" {
+		o.base = "tcp"
+		if o.deflate != "" {
+			o.base = "gws-deflate"
+		}
+	}
+	if *impls == "" {
+		*impls = strings.Join(defaultImpls(o.deflate != ""), ",")
+	}
 	o.impls = splitList(*impls)
-	if !contains(o.impls, "tcp") {
+	if o.deflate == "" && !contains(o.impls, "tcp") {
 		o.impls = append(o.impls, "tcp")
 	}
 	for _, im := range o.impls {
@@ -131,10 +158,12 @@ func main() {
 	}
 }
 
-func defaultImpls() []string {
+// defaultImpls lists the plain WebSocket impls, or with deflate the
+// permessage-deflate ones.
+func defaultImpls(deflate bool) []string {
 	var out []string
 	for _, n := range servers.Names() {
-		if n != "tcp" {
+		if n != "tcp" && servers.IsDeflate(n) == deflate {
 			out = append(out, n)
 		}
 	}
@@ -347,6 +376,9 @@ func runLoad(ctx context.Context, o options, srv *server, proto string, c cell) 
 	args := []string{"-addr", srv.addr, "-proto", proto,
 		"-conns", strconv.Itoa(c.Conns), "-size", strconv.Itoa(c.Size), "-inflight", strconv.Itoa(c.InFlight),
 		"-duration", o.duration.String(), "-warmup", o.warmup.String(), "-server-pid", strconv.Itoa(srv.pid)}
+	if o.deflate != "" && proto == "ws" {
+		args = append(args, "-deflate", o.deflate)
+	}
 	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -380,8 +412,11 @@ func idleRSS(ctx context.Context, o options, r int, impl string) (idleSample, er
 	if !servers.IsWebSocket(impl) {
 		proto = "tcp"
 	}
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), "-addr", srv.addr, "-proto", proto,
-		"-idle", strconv.Itoa(o.idle), "-hold", "5m")
+	args := []string{"-addr", srv.addr, "-proto", proto, "-idle", strconv.Itoa(o.idle), "-hold", "5m"}
+	if o.deflate != "" && proto == "ws" {
+		args = append(args, "-deflate", o.deflate)
+	}
+	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -476,10 +511,15 @@ func (rep *report) print(w io.Writer, o options) {
 		by[k][s.Run] = s.Res
 	}
 	fmt.Fprintf(w, "\nduplex tree: %s; %s, GOMAXPROCS of each process = 1 CPU when pinned\n", rep.Tree, runtime.Version())
-	fmt.Fprintf(w, "\n## Echo throughput and latency (median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
-		o.runs, o.duration, o.serverCPU, o.loadCPU)
-	fmt.Fprintln(w, "| conns | size | in flight | impl | msgs/s | vs tcp | p50 µs | p99 µs | server CPU µs/msg | server syscalls/msg | runs |")
-	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	if o.deflate != "" {
+		fmt.Fprintf(w, "\n## Compressed echo (permessage-deflate, offer %q; JSON-like text payload; median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
+			o.deflate, o.runs, o.duration, o.serverCPU, o.loadCPU)
+	} else {
+		fmt.Fprintf(w, "\n## Echo throughput and latency (median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
+			o.runs, o.duration, o.serverCPU, o.loadCPU)
+	}
+	fmt.Fprintf(w, "| conns | size | in flight | impl | msgs/s | payload MB/s | vs %s | p50 µs | p99 µs | server CPU µs/msg | server syscalls/msg | server CPU %% | load CPU %% | wire B/msg out/back | runs |\n", o.base)
+	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range o.cells() {
 		for _, impl := range o.impls {
 			runs := by[key{impl, c}]
@@ -487,9 +527,19 @@ func (rep *report) print(w io.Writer, o options) {
 				fmt.Fprintf(w, "| %d | %s | %d | %s | failed | | | | | | 0 |\n", c.Conns, sizeName(c.Size), c.InFlight, impl)
 				continue
 			}
-			var mps, ratio, p50, p99, cpu, sys []float64
+			var mps, ratio, p50, p99, cpu, sys, scpu, lcpu, wout, wback []float64
 			for r, res := range runs {
 				mps = append(mps, res.MsgsPerSec)
+				if res.ServerCPUSeconds >= 0 && res.Seconds > 0 {
+					scpu = append(scpu, 100*res.ServerCPUSeconds/res.Seconds)
+				}
+				if res.LoadCPUSeconds >= 0 && res.Seconds > 0 {
+					lcpu = append(lcpu, 100*res.LoadCPUSeconds/res.Seconds)
+				}
+				if res.Verified > 0 && res.SentWireBytes > 0 {
+					wout = append(wout, float64(res.SentWireBytes)/float64(res.Verified))
+					wback = append(wback, float64(res.EchoWireBytes)/float64(res.Verified))
+				}
 				p50 = append(p50, res.P50us)
 				p99 = append(p99, res.P99us)
 				if res.ServerCPUPerMsgUs >= 0 {
@@ -498,7 +548,7 @@ func (rep *report) print(w io.Writer, o options) {
 				if res.ServerSyscallsPerMsg >= 0 {
 					sys = append(sys, res.ServerSyscallsPerMsg)
 				}
-				if base, ok := by[key{"tcp", c}][r]; ok && base.MsgsPerSec > 0 {
+				if base, ok := by[key{o.base, c}][r]; ok && base.MsgsPerSec > 0 {
 					ratio = append(ratio, res.MsgsPerSec/base.MsgsPerSec)
 				}
 			}
@@ -506,8 +556,32 @@ func (rep *report) print(w io.Writer, o options) {
 			if len(ratio) > 0 {
 				rs = fmt.Sprintf("%.2f", median(ratio))
 			}
-			fmt.Fprintf(w, "| %d | %s | %d | %s | %.0f | %s | %.1f | %.1f | %.2f | %.2f | %d |\n",
-				c.Conns, sizeName(c.Size), c.InFlight, impl, median(mps), rs, median(p50), median(p99), median(cpu), median(sys), len(runs))
+			ws := "–"
+			if len(wout) > 0 {
+				ws = fmt.Sprintf("%.0f / %.0f", median(wout), median(wback))
+			}
+			fmt.Fprintf(w, "| %d | %s | %d | %s | %.0f | %.1f | %s | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %s | %d |\n",
+				c.Conns, sizeName(c.Size), c.InFlight, impl, median(mps), median(mps)*float64(c.Size)/1e6, rs, median(p50), median(p99), median(cpu), median(sys), median(scpu), median(lcpu), ws, len(runs))
+		}
+	}
+	if o.deflate != "" {
+		fmt.Fprintf(w, "\nNegotiated (each server's Sec-WebSocket-Extensions response to the offer; echoes that came compressed):\n\n")
+		for _, impl := range o.impls {
+			resp := map[string]bool{}
+			var comp, ver uint64
+			for _, s := range rep.Samples {
+				if s.Impl == impl {
+					resp[s.Res.Negotiated] = true
+					comp += s.Res.Compressed
+					ver += s.Res.Verified
+				}
+			}
+			var rs []string
+			for r := range resp {
+				rs = append(rs, fmt.Sprintf("%q", r))
+			}
+			sort.Strings(rs)
+			fmt.Fprintf(w, "- %s: %s; %d of %d echoes compressed\n", impl, strings.Join(rs, ", "), comp, ver)
 		}
 	}
 	if len(rep.Idle) > 0 {

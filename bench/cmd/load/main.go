@@ -7,6 +7,10 @@
 // With -idle N it instead opens N upgraded connections, prints
 // {"idle_conns":N} once all are up, and holds them until stdin closes or
 // -hold passes. It exits 1 if any echo was wrong or missing.
+//
+// With -deflate OFFER it negotiates permessage-deflate (RFC 7692) with that
+// offer, sends JSON-like text compressed with compress/flate, inflates the
+// echoes and checks them byte for byte.
 package main
 
 import (
@@ -35,6 +39,7 @@ func main() {
 	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "traffic before the window, not measured")
 	flag.Int64Var(&cfg.MaxMsgs, "max-msgs", 0, "cap on messages per connection (0 = time only)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this process's CPU time over the window")
+	flag.StringVar(&cfg.Deflate, "deflate", "", `permessage-deflate offer, e.g. "permessage-deflate; client_max_window_bits" (JSON-like text messages, compressed; "" = off)`)
 	idle := flag.Int("idle", 0, "open this many idle connections instead of running traffic")
 	hold := flag.Duration("hold", 2*time.Minute, "with -idle: longest time to hold the connections")
 	flag.Parse()
@@ -59,7 +64,7 @@ func main() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
 			cancel()
 		}()
-		err := load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, *idle, *hold, func() {
+		err := load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, cfg.Deflate, *idle, *hold, func() {
 			fmt.Printf("{\"idle_conns\":%d}\n", *idle)
 		})
 		if err != nil {
@@ -76,6 +81,10 @@ func main() {
 	fmt.Println(string(b))
 	log.Printf("%d conns × %d B × %d in flight: %.0f msgs/s, p50 %.1f µs, p99 %.1f µs, %d verified, %d errors",
 		res.Conns, res.Payload, res.InFlight, res.MsgsPerSec, res.P50us, res.P99us, res.Verified, res.Errors)
+	if cfg.Deflate != "" {
+		log.Printf("negotiated %q; %d of %d echoes compressed; wire bytes per message: %.0f sent, %.0f echoed",
+			res.Negotiated, res.Compressed, res.Verified, float64(res.SentWireBytes)/float64(max(res.Verified, 1)), float64(res.EchoWireBytes)/float64(max(res.Verified, 1)))
+	}
 	if res.Errors > 0 {
 		log.Printf("first error: %s", res.FirstError)
 		os.Exit(1)

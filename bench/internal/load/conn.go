@@ -22,6 +22,9 @@ import (
 type Conn struct {
 	nc net.Conn
 	br *bufio.Reader
+	// Deflate is what the server accepted of a permessage-deflate offer; nil
+	// when none was offered.
+	Deflate *Deflate
 }
 
 // Close closes the TCP connection.
@@ -36,8 +39,11 @@ func acceptKey(key string) string {
 
 // Dial connects to addr; when websocket is true it performs the RFC 6455
 // opening handshake for path and checks the 101 response. readBuf sizes the
-// connection's read buffer.
-func Dial(ctx context.Context, addr, path string, websocket bool, readBuf int) (*Conn, error) {
+// connection's read buffer. A non-empty offer is sent as the
+// Sec-WebSocket-Extensions request header (a permessage-deflate offer, such as
+// "permessage-deflate; client_max_window_bits"); the server must then accept
+// permessage-deflate, and what it accepted is in Conn.Deflate.
+func Dial(ctx context.Context, addr, path string, websocket bool, readBuf int, offer string) (*Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -47,14 +53,14 @@ func Dial(ctx context.Context, addr, path string, websocket bool, readBuf int) (
 	if !websocket {
 		return c, nil
 	}
-	if err := c.handshake(addr, path); err != nil {
+	if err := c.handshake(addr, path, offer); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Conn) handshake(host, path string) error {
+func (c *Conn) handshake(host, path, offer string) error {
 	if err := c.nc.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		return err
 	}
@@ -68,7 +74,11 @@ func (c *Conn) handshake(host, path string) error {
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: " + key + "\r\n" +
-		"Sec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Version: 13\r\n"
+	if offer != "" {
+		req += "Sec-WebSocket-Extensions: " + offer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := c.nc.Write([]byte(req)); err != nil {
 		return fmt.Errorf("handshake write: %w", err)
 	}
@@ -88,15 +98,23 @@ func (c *Conn) handshake(host, path string) error {
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
 		return fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", got, want)
 	}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+	ext := strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", ")
+	switch {
+	case offer == "" && ext != "":
 		return fmt.Errorf("handshake: server chose extensions %q that were not offered", ext)
+	case offer != "" && ext == "":
+		return fmt.Errorf("handshake: server declined the offer %q", offer)
+	case offer != "":
+		if c.Deflate, err = parseDeflateResponse(ext, offer); err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
 	}
 	return c.nc.SetDeadline(time.Time{})
 }
 
 // DialMany opens n connections with at most 64 handshakes in flight and
 // returns them all, or closes them and returns the first error.
-func DialMany(ctx context.Context, n int, addr, path string, websocket bool, readBuf int) ([]*Conn, error) {
+func DialMany(ctx context.Context, n int, addr, path string, websocket bool, readBuf int, offer string) ([]*Conn, error) {
 	conns := make([]*Conn, n)
 	idx := make(chan int, n)
 	for i := 0; i < n; i++ {
@@ -119,7 +137,7 @@ func DialMany(ctx context.Context, n int, addr, path string, websocket bool, rea
 				if ctx.Err() != nil {
 					return
 				}
-				c, err := Dial(ctx, addr, path, websocket, readBuf)
+				c, err := Dial(ctx, addr, path, websocket, readBuf, offer)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {

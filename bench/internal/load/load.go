@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,11 @@ type Config struct {
 	MaxMsgs   int64         // per-connection cap on messages sent; 0 → no cap beyond time
 	Grace     time.Duration // wait for outstanding echoes after the window; 0 → 5 s
 	ServerPID int           // if > 0, CPU time of this process is sampled at the window edges
+	// Deflate, when not empty, is a permessage-deflate offer sent with every
+	// upgrade (e.g. "permessage-deflate; client_max_window_bits"). The server
+	// must accept it; messages are then JSON-like text (see appendJSON), sent
+	// compressed, and the echoes are inflated and compared byte for byte.
+	Deflate string
 }
 
 // Result is what one run measured. Latencies are per message round trip:
@@ -55,6 +62,18 @@ type Result struct {
 	// Server read+write system calls per round trip inside the window; -1
 	// when not sampled.
 	ServerSyscallsPerMsg float64 `json:"server_syscalls_per_msg"`
+	// The load generator's own CPU time inside the window (its one core is
+	// the bottleneck when this approaches the window length); -1 when
+	// /proc is not readable.
+	LoadCPUSeconds float64 `json:"load_cpu_s"`
+
+	// With Config.Deflate: the first connection's Sec-WebSocket-Extensions
+	// response, how many verified echoes came compressed (RSV1), and the
+	// payload bytes on the wire both ways over all verified messages.
+	Negotiated    string `json:"negotiated,omitempty"`
+	Compressed    uint64 `json:"compressed,omitempty"`
+	SentWireBytes uint64 `json:"sent_wire_bytes,omitempty"`
+	EchoWireBytes uint64 `json:"echo_wire_bytes,omitempty"`
 }
 
 // Run opens cfg.Conns connections and drives echo traffic through them for
@@ -73,12 +92,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conns < 1 || cfg.Payload < 1 || cfg.InFlight < 1 || cfg.Duration <= 0 {
 		return Result{}, fmt.Errorf("load: need conns, payload, inflight and duration > 0")
 	}
-	res := Result{Conns: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1}
+	res := Result{Conns: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1, LoadCPUSeconds: -1}
+	if cfg.Deflate != "" && !cfg.WebSocket {
+		return res, fmt.Errorf("load: permessage-deflate needs WebSocket")
+	}
 
 	readBuf := max(4096, min(cfg.Payload+16, 64<<10+16))
-	conns, err := DialMany(ctx, cfg.Conns, cfg.Addr, cfg.Path, cfg.WebSocket, readBuf)
+	conns, err := DialMany(ctx, cfg.Conns, cfg.Addr, cfg.Path, cfg.WebSocket, readBuf, cfg.Deflate)
 	if err != nil {
 		return res, err
+	}
+	if conns[0].Deflate != nil {
+		res.Negotiated = conns[0].Deflate.Response
 	}
 	defer func() {
 		for _, c := range conns {
@@ -98,15 +123,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		go func() { defer wg.Done(); w.readLoop() }()
 	}
 
-	var cpu0, cpu1 time.Duration
+	var cpu0, cpu1, own0, own1 time.Duration
 	var sys0, sys1 int64
-	var cpuErr, sysErr error
+	var cpuErr, sysErr, ownErr error
 	sleepUntil(ctx, base.Add(tm.warmEnd))
+	own0, ownErr = proc.CPUTime(os.Getpid())
 	if cfg.ServerPID > 0 {
 		cpu0, cpuErr = proc.CPUTime(cfg.ServerPID)
 		sys0, sysErr = proc.Syscalls(cfg.ServerPID)
 	}
 	sleepUntil(ctx, base.Add(tm.end))
+	if ownErr == nil {
+		own1, ownErr = proc.CPUTime(os.Getpid())
+	}
 	if cfg.ServerPID > 0 {
 		if cpuErr == nil {
 			cpu1, cpuErr = proc.CPUTime(cfg.ServerPID)
@@ -122,6 +151,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		h.Merge(&w.hist)
 		res.Msgs += w.msgs
 		res.Verified += w.verified
+		if w.dfl != nil {
+			res.Compressed += w.dfl.compressed
+			res.SentWireBytes += w.dfl.sentWire
+			res.EchoWireBytes += w.dfl.echoWire
+		}
 		if w.err != nil {
 			res.Errors++
 			if res.FirstError == "" {
@@ -133,6 +167,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
 	res.P50us = float64(h.Quantile(0.50)) / 1e3
 	res.P99us = float64(h.Quantile(0.99)) / 1e3
+	if ownErr == nil {
+		res.LoadCPUSeconds = (own1 - own0).Seconds()
+	}
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		res.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
 		if res.Msgs > 0 {
@@ -196,7 +233,37 @@ type worker struct {
 	verified uint64
 	err      error
 	errMu    sync.Mutex
+
+	dfl *deflateWorker // nil unless permessage-deflate was negotiated
 }
+
+// deflateWorker is a worker's permessage-deflate state.
+type deflateWorker struct {
+	comp *compressor // writer's
+	infl *inflater   // reader's
+	sent []sentMsg   // message seq in slot seq % InFlight, until its echo is verified
+	out  []byte      // writer's: the frames of one write
+	cbuf []byte      // reader's: the compressed payload of one echo
+	tmp  []byte      // writer's: the compressed payload of one message
+	pbuf []byte      // reader's: the inflated echo
+
+	compressed, echoWire uint64 // reader's
+	sentWire             uint64 // writer's
+}
+
+// sentMsg holds one sent message until its echo is checked. The writer fills
+// a slot only after the reader has released it (a token), so the lock is
+// never contended; it orders the two goroutines for the race detector, which
+// does not see the socket between them.
+type sentMsg struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+// maxCompressed bounds a compressed echo of an n-byte message: DEFLATE's
+// stored blocks add 5 bytes per 64 KiB, and a fixed-Huffman block at most
+// 9 bits per literal byte.
+func maxCompressed(n int) int { return n + n/8 + 1024 }
 
 func newWorker(id int, c *Conn, cfg Config, tm timing) *worker {
 	r := rand.New(rand.NewSource(int64(id)*7919 + 1))
@@ -212,6 +279,22 @@ func newWorker(id int, c *Conn, cfg Config, tm timing) *worker {
 	}
 	for i := range w.mask {
 		w.mask[i] = byte(1 + r.Intn(255)) // never zero, so masking really happens
+	}
+	if cfg.WebSocket && c.Deflate != nil {
+		takeover := !c.Deflate.ClientNoContextTakeover && !strings.Contains(cfg.Deflate, "client_no_context_takeover")
+		d := &deflateWorker{
+			comp: newCompressor(takeover),
+			infl: newInflater(!c.Deflate.ServerNoContextTakeover),
+			sent: make([]sentMsg, cfg.InFlight),
+			cbuf: make([]byte, 0, maxCompressed(cfg.Payload)+len(inflateTail)),
+			pbuf: make([]byte, 0, cfg.Payload+1),
+		}
+		w.dfl = d
+		w.batch = max(1, min(cfg.InFlight, maxBatchBytes/cfg.Payload))
+		for i := 0; i < cfg.InFlight; i++ {
+			w.tokens <- struct{}{}
+		}
+		return w
 	}
 	var one []byte
 	if cfg.WebSocket {
@@ -233,7 +316,13 @@ func newWorker(id int, c *Conn, cfg Config, tm timing) *worker {
 // appendClientFrame appends one final binary frame carrying payload, masked
 // with key, as a client must send it.
 func appendClientFrame(dst []byte, key [4]byte, payload []byte) []byte {
-	dst = append(dst, 0x80|0x2) // FIN, binary
+	return appendClientFrameRSV(dst, key, 0, payload)
+}
+
+// appendClientFrameRSV is appendClientFrame with reserved bits rsv (0x40 is
+// RSV1, "compressed" under permessage-deflate) in the first byte.
+func appendClientFrameRSV(dst []byte, key [4]byte, rsv byte, payload []byte) []byte {
+	dst = append(dst, 0x80|rsv|0x2) // FIN, RSV, binary
 	switch n := len(payload); {
 	case n <= 125:
 		dst = append(dst, 0x80|byte(n))
@@ -317,13 +406,24 @@ func (w *worker) writeLoop() {
 				break more
 			}
 		}
-		for i := 0; i < held; i++ {
-			w.setSeq(i, seq+int64(i))
-			w.sendAt[(seq+int64(i))%win].Store(int64(time.Since(w.tm.base)))
+		var buf []byte
+		if w.dfl != nil {
+			b, err := w.deflateFrames(seq, held)
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			buf = b
+		} else {
+			for i := 0; i < held; i++ {
+				w.setSeq(i, seq+int64(i))
+				w.sendAt[(seq+int64(i))%win].Store(int64(time.Since(w.tm.base)))
+			}
+			buf = w.out[:held*w.flen]
 		}
 		n := held
 		held = 0
-		if _, err := nc.Write(w.out[:n*w.flen]); err != nil {
+		if _, err := nc.Write(buf); err != nil {
 			w.fail(fmt.Errorf("write: %w", err))
 			return
 		}
@@ -344,6 +444,31 @@ func (w *worker) writeLoop() {
 	}
 	w.finished.Store(true)
 	_ = nc.SetReadDeadline(time.Now()) // wake the reader, which then sees finished
+}
+
+// deflateFrames builds the frames of messages seq..seq+n-1: each one's JSON
+// text is generated into its slot, its send time taken, then it is
+// compressed and framed with RSV1. Latency so includes the client's
+// compression and, on the way back, its inflating and checking.
+func (w *worker) deflateFrames(seq int64, n int) ([]byte, error) {
+	d := w.dfl
+	win := int64(w.cfg.InFlight)
+	d.out = d.out[:0]
+	for i := int64(0); i < int64(n); i++ {
+		s := &d.sent[(seq+i)%win]
+		s.mu.Lock()
+		s.b = appendJSON(s.b[:0], w.id, seq+i, w.cfg.Payload)
+		w.sendAt[(seq+i)%win].Store(int64(time.Since(w.tm.base)))
+		var err error
+		d.tmp, err = d.comp.compress(d.tmp[:0], s.b)
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		d.sentWire += uint64(len(d.tmp))
+		d.out = appendClientFrameRSV(d.out, w.mask, 0x40, d.tmp)
+	}
+	return d.out, nil
 }
 
 func (w *worker) readLoop() {
@@ -367,7 +492,12 @@ func (w *worker) readLoop() {
 			return
 		}
 		now := time.Since(w.tm.base)
-		if err := w.check(p, seq); err != nil {
+		if w.dfl != nil {
+			err = w.checkDeflate(p, seq)
+		} else {
+			err = w.check(p, seq)
+		}
+		if err != nil {
 			w.fail(err)
 			return
 		}
@@ -385,9 +515,22 @@ func (w *worker) readLoop() {
 	}
 }
 
+// checkDeflate compares an inflated echo with the message sent as seq.
+func (w *worker) checkDeflate(p []byte, seq int64) error {
+	s := &w.dfl.sent[seq%int64(w.cfg.InFlight)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !bytes.Equal(p, s.b) {
+		return fmt.Errorf("echo of message %d has wrong bytes (%d bytes, sent %d)", seq, len(p), len(s.b))
+	}
+	return nil
+}
+
 // readEcho reads one echoed message into w.rbuf. WebSocket messages may come
 // in several frames; any control frame, reserved bit, mask or opcode other
-// than binary is an error, as is a message longer than the one sent.
+// than binary is an error, as is a message longer than the one sent. With
+// permessage-deflate, RSV1 on the first frame marks a compressed message,
+// which is read into the compressed buffer and inflated.
 func (w *worker) readEcho() ([]byte, error) {
 	br := w.c.br
 	n := w.cfg.Payload
@@ -395,11 +538,19 @@ func (w *worker) readEcho() ([]byte, error) {
 		_, err := io.ReadFull(br, w.rbuf[:n])
 		return w.rbuf[:n], err
 	}
-	got := 0
+	got, buf, limit, compressed := 0, w.rbuf, n, false
 	for frame := 0; ; frame++ {
-		fin, op, length, err := readServerHeader(br)
+		fin, op, rsv, length, err := readServerHeader(br)
 		if err != nil {
 			return nil, err
+		}
+		switch {
+		case frame == 0 && rsv == 0x40 && w.dfl != nil:
+			compressed = true
+			buf = w.dfl.cbuf[:cap(w.dfl.cbuf)-len(inflateTail)]
+			limit = len(buf)
+		case rsv != 0:
+			return nil, fmt.Errorf("frame %d of an echo sets reserved bits %#x", frame, rsv)
 		}
 		wantOp := byte(0x0)
 		if frame == 0 {
@@ -408,10 +559,13 @@ func (w *worker) readEcho() ([]byte, error) {
 		if op != wantOp {
 			return nil, fmt.Errorf("frame %d of an echo has opcode %#x, want %#x", frame, op, wantOp)
 		}
-		if length > int64(n-got) {
+		if length > int64(limit-got) {
+			if compressed {
+				return nil, fmt.Errorf("compressed echo longer than %d bytes", limit)
+			}
 			return nil, fmt.Errorf("echo longer than the %d bytes sent", n)
 		}
-		if _, err := io.ReadFull(br, w.rbuf[got:got+int(length)]); err != nil {
+		if _, err := io.ReadFull(br, buf[got:got+int(length)]); err != nil {
 			return nil, err
 		}
 		got += int(length)
@@ -422,6 +576,22 @@ func (w *worker) readEcho() ([]byte, error) {
 			return nil, fmt.Errorf("echo split into too many frames")
 		}
 	}
+	if compressed {
+		w.dfl.compressed++
+		w.dfl.echoWire += uint64(got)
+		p, err := w.dfl.infl.inflate(w.dfl.pbuf, buf[:got], n)
+		if err != nil {
+			return nil, err
+		}
+		w.dfl.pbuf = p
+		if len(p) != n {
+			return nil, fmt.Errorf("echo inflates to %d bytes, want %d", len(p), n)
+		}
+		return p, nil
+	}
+	if w.dfl != nil {
+		w.dfl.echoWire += uint64(got)
+	}
 	if got != n {
 		return nil, fmt.Errorf("echo of %d bytes, want %d", got, n)
 	}
@@ -430,20 +600,18 @@ func (w *worker) readEcho() ([]byte, error) {
 
 // readServerHeader reads one server frame header. It peeks into br rather
 // than reading into a local array, so it never allocates.
-func readServerHeader(br *bufio.Reader) (fin bool, op byte, length int64, err error) {
+// The caller checks the reserved bits, rsv.
+func readServerHeader(br *bufio.Reader) (fin bool, op, rsv byte, length int64, err error) {
 	h, err := br.Peek(2)
 	if err != nil {
-		return false, 0, 0, err
+		return false, 0, 0, 0, err
 	}
-	fin, op = h[0]&0x80 != 0, h[0]&0x0F
-	if h[0]&0x70 != 0 {
-		return fin, op, 0, fmt.Errorf("server frame sets reserved bits %#x", h[0]&0x70)
-	}
+	fin, op, rsv = h[0]&0x80 != 0, h[0]&0x0F, h[0]&0x70
 	if h[1]&0x80 != 0 {
-		return fin, op, 0, fmt.Errorf("server frame is masked")
+		return fin, op, rsv, 0, fmt.Errorf("server frame is masked")
 	}
 	if op >= 0x8 {
-		return fin, op, 0, fmt.Errorf("unexpected control frame, opcode %#x", op)
+		return fin, op, rsv, 0, fmt.Errorf("unexpected control frame, opcode %#x", op)
 	}
 	hl := 2
 	switch h[1] & 0x7F {
@@ -453,7 +621,7 @@ func readServerHeader(br *bufio.Reader) (fin bool, op byte, length int64, err er
 		hl = 10
 	}
 	if h, err = br.Peek(hl); err != nil {
-		return fin, op, 0, err
+		return fin, op, rsv, 0, err
 	}
 	switch hl {
 	case 2:
@@ -463,17 +631,18 @@ func readServerHeader(br *bufio.Reader) (fin bool, op byte, length int64, err er
 	case 10:
 		length = int64(binary.BigEndian.Uint64(h[2:]))
 		if length < 0 {
-			return fin, op, 0, fmt.Errorf("frame length overflows")
+			return fin, op, rsv, 0, fmt.Errorf("frame length overflows")
 		}
 	}
 	_, err = br.Discard(hl)
-	return fin, op, length, err
+	return fin, op, rsv, length, err
 }
 
 // Idle opens n connections and keeps them open until ctx ends or hold
 // passes. ready is called once all are upgraded.
-func Idle(ctx context.Context, addr, path string, websocket bool, n int, hold time.Duration, ready func()) error {
-	conns, err := DialMany(ctx, n, addr, path, websocket, 512)
+// offer is a permessage-deflate offer as in Config.Deflate, or "".
+func Idle(ctx context.Context, addr, path string, websocket bool, offer string, n int, hold time.Duration, ready func()) error {
+	conns, err := DialMany(ctx, n, addr, path, websocket, 512, offer)
 	if err != nil {
 		return err
 	}
