@@ -100,8 +100,6 @@ type Conn struct {
 	writeErr   error
 	closeSent  bool
 	rng        *rand.ChaCha8 // masking keys (client role)
-	iovecs     [2][]byte     // the vectored write of a large frame: header(s), payload
-	iov        net.Buffers   // a view of iovecs, kept here so that writing it allocates nothing
 	writer     messageWriter
 
 	pongHandler atomic.Pointer[func([]byte)]
