@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,49 +24,14 @@ func TestEcho(t *testing.T) {
 	rand.Read(big)
 	echotest.Echo(t, ctx, c, ws.MessageBinary, big)
 
-	// A message in three frames arrives as one message.
-	w, err := c.NextWriter(ctx, ws.MessageText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, "frag")
-	io.WriteString(w, "mented")
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, got, err := c.ReadMessage(ctx); err != nil || string(got) != "fragmented" {
-		t.Fatalf("fragmented echo: %q, %v", got, err)
-	}
+	// A message in three frames: text FIN=0, continuation FIN=0, continuation FIN=1 (empty).
+	echotest.Fragmented(t, ctx, c)
 
 	// The server's reader answers pings.
-	pongs := make(chan string, 1)
-	c.SetPongHandler(func(p []byte) { pongs <- string(p) })
-	if err := c.Ping(ctx, []byte("ping?")); err != nil {
-		t.Fatal(err)
-	}
-	echotest.Echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
-	select {
-	case p := <-pongs:
-		if p != "ping?" {
-			t.Errorf("pong payload %q", p)
-		}
-	default:
-		t.Error("no pong before the next echo")
-	}
+	echotest.PingPong(t, ctx, c, "ping?")
 
 	// The server echoes our close code.
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := c.ReadMessage(ctx)
-		readErr <- err
-	}()
-	if err := c.Close(4001, "done"); err != nil {
-		t.Fatal(err)
-	}
-	var ce *ws.CloseError
-	if err := <-readErr; !errors.As(err, &ce) || ce.Code != 4001 || !ce.Remote {
-		t.Fatalf("client read after close: %v, want the server's close 4001", err)
-	}
+	echotest.CloseWithCode(t, ctx, c, 4001, "done")
 	stop()
 
 	out := logs.String()

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"net"
 	"strings"
@@ -30,49 +29,13 @@ func TestEcho(t *testing.T) {
 	echotest.Echo(t, ctx, c, ws.MessageBinary, big)
 
 	// A message in three frames: text FIN=0, continuation FIN=0, continuation FIN=1 (empty).
-	w, err := c.NextWriter(ctx, ws.MessageText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, "frag")
-	io.WriteString(w, "mented")
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, got, err := c.ReadMessage(ctx); err != nil || string(got) != "fragmented" {
-		t.Fatalf("fragmented echo: %q, %v", got, err)
-	}
+	echotest.Fragmented(t, ctx, c)
 
 	// A ping is answered by a pong with the same payload, seen while reading.
-	pongs := make(chan string, 1)
-	c.SetPongHandler(func(p []byte) { pongs <- string(p) })
-	if err := c.Ping(ctx, []byte("are you there")); err != nil {
-		t.Fatal(err)
-	}
-	echotest.Echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
-	select {
-	case p := <-pongs:
-		if p != "are you there" {
-			t.Errorf("pong payload %q", p)
-		}
-	default:
-		t.Error("no pong before the next echo")
-	}
+	echotest.PingPong(t, ctx, c, "are you there")
 
 	// Close with a code: the server echoes it; a read in progress sees it.
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := c.ReadMessage(ctx)
-		readErr <- err
-	}()
-	if err := c.Close(4001, "done"); err != nil {
-		t.Fatal(err)
-	}
-	err = <-readErr
-	var ce *ws.CloseError
-	if !errors.As(err, &ce) || ce.Code != 4001 || !ce.Remote {
-		t.Fatalf("client read after close: %v, want the server's close 4001", err)
-	}
+	echotest.CloseWithCode(t, ctx, c, 4001, "done")
 	stop()
 
 	out := logs.String()

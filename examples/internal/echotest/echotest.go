@@ -5,6 +5,8 @@ package echotest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log"
 	"net"
 	"runtime"
@@ -114,5 +116,61 @@ func Echo(t *testing.T, ctx context.Context, c *ws.Conn, typ ws.MessageType, msg
 	}
 	if gotType != typ || !bytes.Equal(got, msg) {
 		t.Fatalf("echo of %v %d bytes: got %v %d bytes", typ, len(msg), gotType, len(got))
+	}
+}
+
+// Fragmented sends "frag" + "mented" as one text message in three frames (the last one empty)
+// and checks that it comes back as one message.
+func Fragmented(t *testing.T, ctx context.Context, c *ws.Conn) {
+	t.Helper()
+	w, err := c.NextWriter(ctx, ws.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "frag")
+	io.WriteString(w, "mented")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.ReadMessage(ctx); err != nil || string(got) != "fragmented" {
+		t.Fatalf("fragmented echo: %q, %v", got, err)
+	}
+}
+
+// PingPong sends a ping with payload and checks that its pong arrives before the echo of a
+// message sent after it.
+func PingPong(t *testing.T, ctx context.Context, c *ws.Conn, payload string) {
+	t.Helper()
+	pongs := make(chan string, 1)
+	c.SetPongHandler(func(p []byte) { pongs <- string(p) })
+	if err := c.Ping(ctx, []byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	Echo(t, ctx, c, ws.MessageText, []byte("after the ping"))
+	select {
+	case p := <-pongs:
+		if p != payload {
+			t.Errorf("pong payload %q, want %q", p, payload)
+		}
+	default:
+		t.Error("no pong before the next echo")
+	}
+}
+
+// CloseWithCode closes with code and reason and checks that a read in progress sees the
+// server's echo of the code.
+func CloseWithCode(t *testing.T, ctx context.Context, c *ws.Conn, code ws.StatusCode, reason string) {
+	t.Helper()
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadMessage(ctx)
+		readErr <- err
+	}()
+	if err := c.Close(code, reason); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ws.CloseError
+	if err := <-readErr; !errors.As(err, &ce) || ce.Code != code || !ce.Remote {
+		t.Fatalf("client read after close: %v, want the server's close %d", err, code)
 	}
 }
