@@ -132,7 +132,6 @@ type PayloadScanner struct {
 	rest  []byte
 	off   int // offset of rest in the body
 	index int // packets returned so far
-	max   int
 	done  bool
 	p     Packet
 	buf   []byte

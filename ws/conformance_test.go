@@ -522,17 +522,6 @@ func (h *harness) expectCloseReply(code uint16, reason string) {
 	h.expectAppError(want, reason, true, true)
 }
 
-// expectSilence checks that nothing arrives within d.
-func (h *harness) expectSilence(d time.Duration) {
-	h.t.Helper()
-	f, err := h.peer.ReadFrameTimeout(d)
-	if err == nil {
-		h.t.Errorf("unexpected frame: %v", f)
-	} else if !wstest.IsTimeout(err) {
-		h.t.Errorf("unexpected read error: %v", err)
-	}
-}
-
 func short(b []byte) string {
 	if len(b) > 48 {
 		return fmt.Sprintf("%q...", b[:48])

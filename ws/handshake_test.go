@@ -349,7 +349,7 @@ func TestDialThroughHTTPConnectProxy(t *testing.T) {
 	proxied := make(chan string, 1)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", 405)
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
 		}
 		if r.Header.Get("Proxy-Authorization") != "Basic dTpw" { // u:p
@@ -358,7 +358,7 @@ func TestDialThroughHTTPConnectProxy(t *testing.T) {
 		}
 		up, err := net.Dial("tcp", r.Host)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		proxied <- r.Host

@@ -86,10 +86,10 @@ func readResponse(nc net.Conn, key string, out io.Writer) (*bufio.Reader, error)
 // checkResponse applies RFC 6455 §4.1 to the 101 response's headers (names in lower case).
 func checkResponse(header map[string]string, key string, out io.Writer) error {
 	if !hasToken(header["upgrade"], "websocket") {
-		return fmt.Errorf("Upgrade is %q, want websocket", header["upgrade"])
+		return fmt.Errorf("header Upgrade is %q, want websocket", header["upgrade"])
 	}
 	if !hasToken(header["connection"], "upgrade") {
-		return fmt.Errorf("Connection is %q, want Upgrade", header["connection"])
+		return fmt.Errorf("header Connection is %q, want Upgrade", header["connection"])
 	}
 	// We offered no subprotocol and no extension, so the server must not pick one.
 	for _, name := range []string{"sec-websocket-protocol", "sec-websocket-extensions"} {
