@@ -33,6 +33,9 @@
 // arrives, even mid-frame), 1009 for a message over the read limit. Reads then return a
 // *CloseError that says who closed, with which code and why.
 //
+// For a broadcast, NewPreparedMessage encodes a message once and WritePreparedMessage shares
+// the encoded frame among every server connection that sends it the same way.
+//
 // Calls that block take a context.Context; a context that ends a call fails the connection,
 // as a deadline (SetReadDeadline, SetWriteDeadline) does.
 //
