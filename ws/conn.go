@@ -224,10 +224,13 @@ func (c *Conn) awaitPeerClose(timeout time.Duration) {
 			return
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-		// Data that arrives after our close frame is read and dropped (RFC 6455 §5.5.1).
-		for c.startMessage() == nil {
+		// Data that arrives after our close frame is read and dropped (RFC 6455 §5.5.1),
+		// until the peer's close frame or the deadline ends the reading.
+		for {
+			if err := c.startMessage(); err != nil {
+				return
+			}
 		}
-		return
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
