@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -68,9 +67,12 @@ func (c *Conn) appendMessage(dst []byte) (MessageType, []byte, error) {
 	if err := c.startMessage(); err != nil {
 		return 0, dst, err
 	}
+	// The message never makes dst hold more than the read limit (plus the one byte that
+	// detects an inflated message going over it).
+	maxCap := len(dst) + int(c.cfg.readLimit) + 1
 	if c.compressed {
 		for {
-			dst = slices.Grow(dst, inflateChunk)
+			dst = growWithin(dst, inflateChunk, maxCap)
 			n, err := c.readInflated(dst[len(dst):cap(dst)])
 			dst = dst[:len(dst)+n]
 			if err == io.EOF {
@@ -83,7 +85,7 @@ func (c *Conn) appendMessage(dst []byte) (MessageType, []byte, error) {
 	}
 	for {
 		for c.frameLeft > 0 {
-			dst = slices.Grow(dst, int(min(c.frameLeft, 1<<20)))
+			dst = growWithin(dst, int(min(c.frameLeft, 1<<20)), maxCap)
 			n, err := c.readPayload(dst[len(dst):cap(dst)])
 			dst = dst[:len(dst)+n]
 			if err != nil {
@@ -97,6 +99,18 @@ func (c *Conn) appendMessage(dst []byte) (MessageType, []byte, error) {
 			return 0, dst, err
 		}
 	}
+}
+
+// growWithin returns dst with room for n more bytes, growing its capacity geometrically but
+// never past maxCap unless len(dst)+n needs more.
+func growWithin(dst []byte, n, maxCap int) []byte {
+	if cap(dst)-len(dst) >= n {
+		return dst
+	}
+	newCap := max(min(2*cap(dst), maxCap), len(dst)+n)
+	grown := make([]byte, len(dst), newCap)
+	copy(grown, dst)
+	return grown
 }
 
 // messageReader reads the payload of the current message for NextReader.
