@@ -1,4 +1,5 @@
-// Command duplex serves the duplex demo and fixtures. Run "duplex help" for the commands.
+// Command duplex serves the duplex demo and fixtures and talks to WebSocket servers. Run
+// "duplex help" for the commands.
 package main
 
 import (
@@ -14,11 +15,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run dispatches a command line and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// run dispatches a command line and returns the exit status. stdin is read by the commands that
+// take input (dial); cancelling ctx ends any command.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -31,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "dial":
+		return dial(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -46,6 +50,7 @@ func usage(w io.Writer) {
 
 commands:
   serve   serve the demo endpoints (/echo: WebSocket echo) on --addr
+  dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
   help    show this help
 `)
 }

@@ -21,7 +21,7 @@ func startServe(t *testing.T, extra ...string) (echoURL string, stop func() int)
 	status := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		status <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...), w, &stderr)
+		status <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...), strings.NewReader(""), w, &stderr)
 		w.Close()
 	}()
 	lines := bufio.NewScanner(out)
@@ -83,7 +83,7 @@ func TestServeEchoesWithTheSameOpcode(t *testing.T) {
 
 func TestUnknownCommandIsAUsageError(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if s := run(context.Background(), []string{"nope"}, &stdout, &stderr); s != 2 {
+	if s := run(context.Background(), []string{"nope"}, strings.NewReader(""), &stdout, &stderr); s != 2 {
 		t.Fatalf("status %d, want 2", s)
 	}
 	if !strings.Contains(stderr.String(), "usage") {

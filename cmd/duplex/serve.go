@@ -20,6 +20,7 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:3000", "address to listen on (host:port)")
 	readLimit := fs.Int64("read-limit", ws.DefaultReadLimit, "largest WebSocket message accepted, in bytes")
+	compress := fs.Bool("compress", false, "accept permessage-deflate compression from clients that offer it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -28,6 +29,9 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 		return err
 	}
 	upgrader := &ws.Upgrader{ReadLimit: *readLimit}
+	if *compress {
+		upgrader.Compression = &ws.CompressionOptions{}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/echo", echoHandler(upgrader, logger))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
