@@ -215,6 +215,24 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	return err
 }
 
+// StartClose starts the closing handshake without waiting for it: it sends a close frame with
+// code and reason and returns. The reading goroutine goes on receiving the messages the peer
+// sent before it saw the close, then the peer's close frame as a *CloseError, after which the
+// connection is closed. The wait for the peer's close is bounded: reads fail after
+// DefaultCloseTimeout. Use it when a read loop is running and must not miss the last messages;
+// Close, by contrast, drops data that arrives while it waits and no read is in progress.
+func (c *Conn) StartClose(code StatusCode, reason string) error {
+	if !code.validOnWire() {
+		code = StatusNormalClosure
+	}
+	deadline := time.Now().Add(DefaultCloseTimeout)
+	_ = c.nc.SetWriteDeadline(deadline)
+	if err := c.writeClose(code, reason); err != nil && err != errCloseAlreadySent {
+		return err
+	}
+	return c.nc.SetReadDeadline(deadline)
+}
+
 // awaitPeerClose waits for the peer's close frame, reading it itself when no other goroutine
 // is reading.
 func (c *Conn) awaitPeerClose(timeout time.Duration) {

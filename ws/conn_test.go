@@ -377,3 +377,57 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 }
+
+func TestStartCloseLetsTheReaderSeeMessagesSentBeforeThePeersClose(t *testing.T) {
+	client, server := pair(t, nil)
+	// The server answers each message, then the close, like an echo server would: its
+	// answers to the last messages arrive after the client's close frame went out.
+	go func() {
+		for {
+			typ, msg, err := server.ReadMessage(context.Background())
+			if err != nil {
+				return
+			}
+			server.WriteMessage(context.Background(), typ, msg)
+		}
+	}()
+	for _, m := range []string{"one", "two", "three"} {
+		if err := client.WriteMessage(context.Background(), MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.StartClose(4002, "done"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"one", "two", "three"} {
+		if _, msg, err := client.ReadMessage(context.Background()); err != nil || string(msg) != want {
+			t.Fatalf("got %q, %v; want %q", msg, err, want)
+		}
+	}
+	var ce *CloseError
+	if _, _, err := client.ReadMessage(context.Background()); !errors.As(err, &ce) || ce.Code != 4002 || !ce.Remote {
+		t.Fatalf("after the messages: %v, want the peer's echo of 4002", err)
+	}
+	if err := client.WriteMessage(context.Background(), MessageText, []byte("late")); err == nil {
+		t.Fatal("write after StartClose succeeded")
+	}
+}
+
+func TestStartCloseBoundsTheWaitForAPeerThatNeverAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits DefaultCloseTimeout")
+	}
+	client, _ := pair(t, nil) // the server side never reads
+	start := time.Now()
+	if err := client.StartClose(StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := client.ReadMessage(context.Background())
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if d := time.Since(start); d < DefaultCloseTimeout-time.Second || d > DefaultCloseTimeout+3*time.Second {
+		t.Fatalf("read ended after %v, want about %v", d, DefaultCloseTimeout)
+	}
+}

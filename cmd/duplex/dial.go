@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -253,8 +252,6 @@ type session struct {
 	closeCode   ws.StatusCode
 	closeReason string
 
-	// reading is true while the reading goroutine is in (or about to enter) a read; see close.
-	reading atomic.Bool
 
 	// The --ping goroutine: its result (nil without --ping) and how to stop it.
 	keepAliveDone chan error
@@ -318,9 +315,7 @@ func (s *session) run(ctx context.Context, stdin io.Reader) int {
 	go func() {
 		var buf []byte
 		for {
-			s.reading.Store(true)
 			typ, msg, err := s.c.AppendMessage(context.Background(), buf[:0])
-			s.reading.Store(false)
 			if err != nil {
 				readDone <- err
 				return
@@ -459,25 +454,17 @@ func (s *session) handleLine(ctx context.Context, line string) error {
 	return s.c.WriteMessage(ctx, typ, data)
 }
 
-// close starts the closing handshake with code and reason and waits (bounded by the ws
-// package's close timeout) for the peer's answer, which the reading goroutine receives.
-//
-// ws.Conn.Close reads and drops the messages that arrive before the peer's close frame when
-// no other goroutine is reading at that moment. Messages the peer sent before it saw our close
-// (echoes of our last lines, typically) are worth printing, so close first gives the reading
-// goroutine the chance to be back in its read (it is out of it only while it starts and while
-// it prints a message). This narrows the window to the instant between its flag and its lock;
-// closing it entirely needs a read-aware close in package ws.
+// close starts the closing handshake with code and reason. The reading goroutine keeps
+// printing what the peer sent before it saw our close (echoes of our last lines, typically),
+// then receives the peer's close frame; ws bounds that wait.
 func (s *session) close(code ws.StatusCode, reason string) {
 	s.closing, s.closeCode, s.closeReason = true, code, reason
-	for deadline := time.Now().Add(time.Second); !s.reading.Load() && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(time.Millisecond) // from the flag into the read's lock
 	if s.cfg.verbose {
 		s.out.message(">", "close: "+closeText(code, reason))
 	}
-	_ = s.c.Close(code, reason)
+	if err := s.c.StartClose(code, reason); err != nil {
+		s.c.CloseNow()
+	}
 }
 
 // closeText renders a close code and its reason, when there is one.
@@ -491,7 +478,9 @@ func closeText(code ws.StatusCode, reason string) string {
 // finish waits for the reading goroutine's end (the connection is closed or closing, so it
 // comes soon), reports how the connection ended on stderr and returns the exit status.
 func (s *session) finish(readDone <-chan error) int {
-	s.c.CloseNow() // a no-op after a completed close handshake; ends the read otherwise
+	if !s.closing {
+		s.c.CloseNow() // ends the read; after our close, the handshake ends it instead
+	}
 	err := <-readDone
 	s.stopKeepAlive()
 	keepAliveTimedOut := false
