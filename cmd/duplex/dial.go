@@ -252,7 +252,6 @@ type session struct {
 	closeCode   ws.StatusCode
 	closeReason string
 
-
 	// The --ping goroutine: its result (nil without --ping) and how to stop it.
 	keepAliveDone chan error
 	stopKeepAlive context.CancelFunc
