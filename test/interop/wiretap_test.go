@@ -140,16 +140,20 @@ func (tc *tapConn) pipe(dst, src net.Conn, dir int) {
 			return
 		}
 	}
-	if _, err := io.WriteString(dst, head.String()); err != nil {
-		return
-	}
+	// Record the response before forwarding it: the client acts on it at once, and a test
+	// may then ask what the tap saw.
+	var status int
 	if dir == fromServer {
-		var status int
 		_, _ = fmt.Sscanf(first, "HTTP/1.1 %d", &status)
 		tc.mu.Lock()
 		tc.status = status
 		tc.extensions = strings.Join(exts, ", ")
 		tc.mu.Unlock()
+	}
+	if _, err := io.WriteString(dst, head.String()); err != nil {
+		return
+	}
+	if dir == fromServer {
 		if status != http.StatusSwitchingProtocols {
 			_, _ = io.Copy(dst, br)
 			return
