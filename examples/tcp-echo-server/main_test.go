@@ -66,20 +66,7 @@ func TestEcho(t *testing.T) {
 }
 
 func TestShutdownSendsGoingAway(t *testing.T) {
-	addr, _, stop := echotest.StartServer(t, serve)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	c := echotest.Dial(t, ctx, addr)
-	echotest.Echo(t, ctx, c, ws.MessageText, []byte("hi"))
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := c.ReadMessage(ctx)
-		readErr <- err
-	}()
-	stop()
-	if code := ws.CloseStatus(<-readErr); code != ws.StatusGoingAway {
-		t.Fatalf("close code %d, want 1001", code)
-	}
+	echotest.ShutdownSendsGoingAway(t, serve)
 }
 
 // rawConn opens a TCP connection with a bounded lifetime.

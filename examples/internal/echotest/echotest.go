@@ -174,3 +174,24 @@ func CloseWithCode(t *testing.T, ctx context.Context, c *ws.Conn, code ws.Status
 		t.Fatalf("client read after close: %v, want the server's close %d", err, code)
 	}
 }
+
+// ShutdownSendsGoingAway starts serve, opens a connection, stops the server and checks that
+// the client sees close code 1001. It returns the server's log.
+func ShutdownSendsGoingAway(t *testing.T, serve Serve) *Log {
+	t.Helper()
+	addr, logs, stop := StartServer(t, serve)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c := Dial(t, ctx, addr)
+	Echo(t, ctx, c, ws.MessageText, []byte("hi"))
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadMessage(ctx)
+		readErr <- err
+	}()
+	stop()
+	if code := ws.CloseStatus(<-readErr); code != ws.StatusGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	return logs
+}
