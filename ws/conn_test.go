@@ -431,3 +431,57 @@ func TestStartCloseBoundsTheWaitForAPeerThatNeverAnswers(t *testing.T) {
 		t.Fatalf("read ended after %v, want about %v", d, DefaultCloseTimeout)
 	}
 }
+
+// Connections without raw socket access (TLS, pipes) wait on a small buffer and move to a
+// full-sized one once data fills it; large and back-to-back messages must come through whole.
+func TestReadsWithoutRawSocketGrowTheirBuffer(t *testing.T) {
+	a, b := net.Pipe()
+	client := newConn(a, nil, connConfig{})
+	server := newConn(b, nil, connConfig{isServer: true})
+	defer client.CloseNow()
+	defer server.CloseNow()
+	if client.raw != nil || server.raw != nil {
+		t.Fatal("a pipe has no raw socket; the test would not cover the buffered path")
+	}
+	sizes := []int{10, 100000, 3, 600, 70000, 1}
+	go func() {
+		for i, n := range sizes {
+			client.WriteMessage(context.Background(), MessageBinary, bytes.Repeat([]byte{byte(i)}, n))
+		}
+	}()
+	for i, n := range sizes {
+		_, msg, err := server.ReadMessage(context.Background())
+		if err != nil || !bytes.Equal(msg, bytes.Repeat([]byte{byte(i)}, n)) {
+			t.Fatalf("message %d (%d bytes): %d bytes, %v", i, n, len(msg), err)
+		}
+	}
+}
+
+// countingConn counts the reads made on it.
+type countingConn struct {
+	scriptedConn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.scriptedConn.Read(p)
+}
+
+func TestReadsWithoutRawSocketMoveToAFullSizedBuffer(t *testing.T) {
+	var stream []byte
+	for i := 0; i < 100; i++ {
+		stream = append(stream, maskedFrame(true, OpBinary, string(bytes.Repeat([]byte{'x'}, 600)))...)
+	}
+	nc := &countingConn{scriptedConn: scriptedConn{in: bytes.NewReader(stream)}}
+	server := newConn(nc, nil, connConfig{isServer: true})
+	for i := 0; i < 100; i++ {
+		if _, msg, err := server.ReadMessage(context.Background()); err != nil || len(msg) != 600 {
+			t.Fatalf("message %d: %d bytes, %v", i, len(msg), err)
+		}
+	}
+	// 60 KB through a 32 KiB buffer takes a few reads; through the 512-byte idle buffer, over 100.
+	if nc.reads > 10 {
+		t.Fatalf("%d reads for %d bytes", nc.reads, len(stream))
+	}
+}
