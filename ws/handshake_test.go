@@ -424,3 +424,30 @@ func TestDialWSSWithTLS(t *testing.T) {
 		t.Fatalf("err = %v, want close 1000", err)
 	}
 }
+
+func TestUpgradeSendsHeadersTheHandlerSet(t *testing.T) {
+	u := &Upgrader{Header: http.Header{"X-Static": {"a"}}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Set-Cookie", "io=abc; Path=/")
+		w.Header().Set("Sec-WebSocket-Accept", "forged")
+		c, err := u.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		c.CloseNow()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := Dial(ctx, wsURL(srv), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CloseNow()
+	if got := resp.Header.Get("Set-Cookie"); got != "io=abc; Path=/" {
+		t.Fatalf("Set-Cookie = %q", got)
+	}
+	if resp.Header.Get("X-Static") != "a" {
+		t.Fatal("Upgrader.Header missing from the 101")
+	}
+}

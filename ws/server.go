@@ -182,6 +182,10 @@ func (u *Upgrader) selectSubprotocol(r *http.Request) string {
 // answers the request with the matching status (400, 403, 405, 426 with
 // Sec-WebSocket-Version: 13, 503) and a one-line reason, and returns a *HandshakeError.
 //
+// Headers the handler set on w before calling Upgrade (a Set-Cookie, say) are sent with the
+// 101 response, after those of Upgrader.Header; the handshake's own headers cannot be
+// overridden.
+//
 // net/http keeps its per-connection buffers (about 8 KiB) until the handler returns. For
 // many long-lived connections, hand the Conn to a goroutine of its own and return from the
 // handler, so that only the Conn remains.
@@ -209,7 +213,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ = brw.Reader.Peek(n)
 	}
-	return u.finish(nc, early, hs)
+	return u.finish(nc, early, hs, w.Header())
 }
 
 // UpgradeConn performs the server side of the opening handshake directly on a raw connection,
@@ -251,7 +255,7 @@ func (u *Upgrader) UpgradeConn(nc net.Conn) (*Conn, *http.Request, error) {
 	if n := br.Buffered(); n > 0 {
 		early, _ = br.Peek(n)
 	}
-	c, err := u.finish(nc, early, hs)
+	c, err := u.finish(nc, early, hs, nil)
 	return c, r, err
 }
 
@@ -273,8 +277,9 @@ func writeRawError(nc net.Conn, herr *HandshakeError) {
 	nc.Close()
 }
 
-// finish writes the 101 response and makes the Conn.
-func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake) (*Conn, error) {
+// finish writes the 101 response, with the headers of u.Header and then extra, and makes
+// the Conn.
+func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake, extra http.Header) (*Conn, error) {
 	defer u.handshaking.Done()
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
@@ -286,14 +291,8 @@ func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake) (*Conn, error
 	if hs.extensions != "" {
 		b.WriteString("Sec-WebSocket-Extensions: " + hs.extensions + "\r\n")
 	}
-	for name, values := range u.Header {
-		if isHandshakeHeader(name) {
-			continue
-		}
-		for _, v := range values {
-			b.WriteString(name + ": " + sanitizeHeaderValue(v) + "\r\n")
-		}
-	}
+	writeExtraHeaders(&b, u.Header)
+	writeExtraHeaders(&b, extra)
 	b.WriteString("\r\n")
 	timeout := u.HandshakeTimeout
 	if timeout <= 0 {
@@ -369,6 +368,18 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 		}
 		<-done
 		return ctx.Err()
+	}
+}
+
+// writeExtraHeaders writes the lines of h to b, leaving out the headers the handshake sets.
+func writeExtraHeaders(b *strings.Builder, h http.Header) {
+	for name, values := range h {
+		if isHandshakeHeader(name) {
+			continue
+		}
+		for _, v := range values {
+			b.WriteString(name + ": " + sanitizeHeaderValue(v) + "\r\n")
+		}
 	}
 }
 
