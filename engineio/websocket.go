@@ -1,0 +1,232 @@
+package engineio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/duplexio/duplex/ws"
+)
+
+// The WebSocket transport: one packet per message, a text frame for a type digit and its
+// text, a binary frame for a binary message. A session either opens on it directly or
+// upgrades to it from polling.
+
+// attachWebSocket makes conn the transport of a session opened directly over WebSocket and
+// starts reading it. The open packet is already queued.
+func (s *Session) attachWebSocket(conn *ws.Conn) {
+	s.mu.Lock()
+	if sessionState(s.state.Load()) == stateClosed {
+		s.mu.Unlock()
+		conn.CloseNow()
+		return
+	}
+	s.conn = conn
+	s.kickLocked()
+	s.mu.Unlock()
+	// The handler returns, so net/http releases its buffers; the session keeps one goroutine.
+	go s.readLoop(conn)
+}
+
+// upgrade accepts a WebSocket that asks to upgrade the polling session s.
+func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *Session) {
+	if !srv.cfg.upgrades {
+		srv.refuse(w, r, ErrorBadRequest, "")
+		return
+	}
+	s.mu.Lock()
+	if s.transport != TransportPolling || s.upgrading || sessionState(s.state.Load()) != stateOpen {
+		s.mu.Unlock()
+		srv.refuse(w, r, ErrorBadRequest, "")
+		return
+	}
+	s.upgrading = true
+	s.mu.Unlock()
+	conn, err := srv.upgrader.Upgrade(w, r)
+	if err != nil {
+		srv.cfg.logger.Debug("engineio: websocket handshake failed", "sid", s.id, "remote", r.RemoteAddr, "error", err)
+		s.mu.Lock()
+		s.upgrading = false
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	if sessionState(s.state.Load()) != stateOpen {
+		s.mu.Unlock()
+		conn.CloseNow()
+		return
+	}
+	s.probe = conn
+	s.mu.Unlock()
+	go s.runUpgrade(conn)
+}
+
+// runUpgrade performs the upgrade on the probe connection (2probe, 3probe, then the
+// client's upgrade packet), switches the session to it and goes on reading it. While the
+// probe is answered, a waiting poll is released with a noop; packets queued meanwhile are
+// written by the poll they were queued for, or after the switch by the WebSocket, in order.
+// If the probe fails or times out, the session stays on polling.
+func (s *Session) runUpgrade(conn *ws.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.upgradeTimeout)
+	defer cancel()
+	fail := func(err error) {
+		conn.CloseNow()
+		s.mu.Lock()
+		if s.probe == conn {
+			s.probe = nil
+		}
+		s.upgrading = false
+		s.noopPending = false
+		s.mu.Unlock()
+		s.srv.cfg.logger.Debug("engineio: upgrade failed", "sid", s.id, "remote", s.req.RemoteAddr, "error", err)
+	}
+	p, err := readPacket(ctx, conn)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if p.Type != Ping || string(p.Data) != "probe" {
+		fail(fmt.Errorf("engineio: upgrade: got %v packet %q, want the ping probe", p.Type, p.Data))
+		return
+	}
+	if err := conn.WriteMessage(ctx, ws.MessageText, []byte("3probe")); err != nil {
+		fail(err)
+		return
+	}
+	s.mu.Lock()
+	s.noopPending = true
+	s.kickLocked()
+	s.mu.Unlock()
+
+	p, err = readPacket(ctx, conn)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if p.Type != Upgrade {
+		fail(fmt.Errorf("engineio: upgrade: got %v packet, want upgrade", p.Type))
+		return
+	}
+	s.mu.Lock()
+	if s.probe != conn || sessionState(s.state.Load()) != stateOpen {
+		s.mu.Unlock()
+		conn.CloseNow()
+		return
+	}
+	s.transport = TransportWebSocket
+	s.conn = conn
+	s.probe = nil
+	s.upgrading = false
+	s.noopPending = false
+	if s.pollWake != nil {
+		select { // a poll still waiting is released with a noop
+		case s.pollWake <- struct{}{}:
+		default:
+		}
+	}
+	if len(s.queue) > 0 {
+		s.kickLocked()
+	}
+	s.mu.Unlock()
+	s.readLoop(conn)
+}
+
+// readPacket reads one packet from conn.
+func readPacket(ctx context.Context, conn *ws.Conn) (Packet, error) {
+	typ, data, err := conn.ReadMessage(ctx)
+	if err != nil {
+		return Packet{}, err
+	}
+	return ParsePacket(data, typ == ws.MessageBinary)
+}
+
+// maxKeptReadBuffer is the largest read buffer a session keeps between messages; a larger
+// one, grown for a large message, is dropped so that idle sessions stay small.
+const maxKeptReadBuffer = 1024
+
+// readLoop reads packets from the session's WebSocket until it ends.
+func (s *Session) readLoop(conn *ws.Conn) {
+	var buf []byte
+	for {
+		typ, data, err := conn.AppendMessage(context.Background(), buf[:0])
+		if err != nil {
+			reason, cause := readFailure(err)
+			s.closeNow(reason, cause)
+			return
+		}
+		p, err := ParsePacket(data, typ == ws.MessageBinary)
+		if err != nil {
+			s.closeNow(ReasonParseError, err)
+			return
+		}
+		if !s.receive(p) {
+			return
+		}
+		if cap(data) <= maxKeptReadBuffer {
+			buf = data
+		} else {
+			buf = nil
+		}
+	}
+}
+
+// readFailure maps the error that ended a WebSocket read to a close reason and its cause: a
+// connection the peer closed (with a close frame or not) is a transport close, one this side
+// failed (a message over the limit, a protocol violation) a transport error.
+func readFailure(err error) (CloseReason, error) {
+	var ce *ws.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Remote:
+		if ce.Code == ws.StatusNormalClosure || ce.Code == ws.StatusGoingAway || ce.Code == ws.StatusNoStatusReceived {
+			return ReasonTransportClose, nil
+		}
+		return ReasonTransportClose, err
+	case errors.As(err, &ce) && ce.Code == ws.StatusAbnormalClosure, errors.Is(err, ws.ErrClosed):
+		return ReasonTransportClose, nil
+	}
+	return ReasonTransportError, err
+}
+
+// writeLoop writes the queue to conn until it is empty, then exits; Send starts it again.
+// When the session is closing, it closes the session once the queue is written.
+func (s *Session) writeLoop(conn *ws.Conn) {
+	scratch := getPayloadBuffer()
+	defer putPayloadBuffer(scratch)
+	var batch []outPacket
+	for {
+		s.mu.Lock()
+		if batch != nil {
+			s.written(batch)
+			clear(batch)
+			s.spare = batch[:0]
+		}
+		st := sessionState(s.state.Load())
+		if len(s.queue) == 0 || s.conn != conn || st == stateClosed {
+			s.writing = false
+			s.mu.Unlock()
+			if st == stateClosing {
+				s.closeNow(ReasonForcedClose, nil) // keeps the reason given when closing began
+			}
+			return
+		}
+		batch, s.queue, s.spare = s.queue, s.spare, nil
+		s.mu.Unlock()
+		for _, p := range batch {
+			if err := s.writePacket(conn, p, scratch); err != nil {
+				s.closeNow(ReasonTransportError, err)
+				return
+			}
+		}
+	}
+}
+
+// writePacket writes one packet as one WebSocket message.
+func (s *Session) writePacket(conn *ws.Conn, p outPacket, scratch *[]byte) error {
+	ctx := context.Background() // a stuck write ends when the session closes the connection
+	if p.IsBinary() && !s.base64Binary {
+		return conn.WriteMessageCompressed(ctx, ws.MessageBinary, p.Data, p.compress)
+	}
+	*scratch = AppendPacketBase64((*scratch)[:0], p.Packet)
+	return conn.WriteMessageCompressed(ctx, ws.MessageText, *scratch, p.compress)
+}
