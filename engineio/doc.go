@@ -1,10 +1,37 @@
-// Package engineio implements the wire format of Engine.IO v4, the transport protocol under
-// Socket.IO: its packets, the polling payloads that carry several of them in one HTTP body,
-// the handshake JSON of the Open packet and the JSON of HTTP error answers.
+// Package engineio implements Engine.IO v4, the transport protocol under Socket.IO: a
+// server that keeps sessions with clients over HTTP long-polling and WebSocket, and the wire
+// format beneath it (packets, polling payloads, the handshake JSON, the error JSON).
 //
-// This is the codec only. The Engine.IO server and client (HTTP long-polling, the WebSocket
-// transport, sessions, heartbeats, the upgrade between transports) come in later work that
-// builds on it; nothing here does I/O or keeps state between calls.
+// # Server
+//
+// Server is an http.Handler (at "/engine.io/" by default). Each client that completes a
+// handshake becomes a Session, handed to Server.OnConnection before the client can send
+// anything:
+//
+//	srv := &engineio.Server{OnConnection: func(s *engineio.Session) {
+//		s.OnMessage = func(data []byte, binary bool) { ... }
+//		s.OnClose = func(reason engineio.CloseReason, err error) { ... }
+//	}}
+//	http.Handle(engineio.DefaultPath, srv)
+//
+// A session starts on polling or directly on WebSocket, and a polling session may upgrade to
+// WebSocket (probe, noop, upgrade) without losing or reordering a packet in either
+// direction. The server pings every PingInterval and ends a session whose pong is PingTimeout
+// late. Session.Send queues a message and returns at once; the queue is bounded
+// (MaxQueuedBytes, MaxQueuedPackets), and a client that stops reading is closed with
+// ReasonQueueFull rather than let the server's memory grow. Session.Writable and
+// Session.Drain let a sender hold back before that. Sessions end with the Node server's close
+// reasons (CloseReason). Server.Shutdown closes every session and waits for them.
+//
+// Requests the protocol refuses get its error JSON with HTTP 400 (403 for AllowRequest's
+// refusals): an unsupported EIO version, an unknown transport or sid, a handshake that is
+// not a GET, a malformed payload (the session is then closed). A POST body or WebSocket
+// message over MaxHTTPBufferSize is refused without reading past the limit, and the
+// session closed.
+//
+// Cost of a session: an idle polling session holds its pending GET; an idle WebSocket
+// session holds one goroutine (its reader) and no I/O buffer. Writes use a goroutine only
+// while there is something to write.
 //
 // # Packets
 //

@@ -1,0 +1,570 @@
+package engineio
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duplexio/duplex/ws"
+)
+
+// Behaviour of the server beyond the official protocol suite (suite_test.go): bounded
+// queues, drain, shutdown, callback order, response splitting, HTTP compression, cookies.
+
+// testServer runs srv on a loopback httptest server and collects its sessions.
+type testServer struct {
+	t        *testing.T
+	srv      *Server
+	http     *httptest.Server
+	sessions chan *Session
+	closed   chan closeEvent
+}
+
+type closeEvent struct {
+	sid    string
+	reason CloseReason
+	err    error
+}
+
+func newTestServer(t *testing.T, srv *Server, onMessage func(s *Session, data []byte, binary bool)) *testServer {
+	t.Helper()
+	ts := &testServer{t: t, srv: srv, sessions: make(chan *Session, 16), closed: make(chan closeEvent, 16)}
+	srv.OnConnection = func(s *Session) {
+		if onMessage != nil {
+			s.OnMessage = func(data []byte, binary bool) { onMessage(s, data, binary) }
+		}
+		s.OnClose = func(reason CloseReason, err error) { ts.closed <- closeEvent{s.ID(), reason, err} }
+		ts.sessions <- s
+	}
+	ts.http = httptest.NewServer(srv)
+	t.Cleanup(func() {
+		// Idle polling clients never come for their close packet: do not wait long.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.http.Close()
+	})
+	return ts
+}
+
+func (ts *testServer) url(query string) string {
+	return ts.http.URL + DefaultPath + "?EIO=4&" + query
+}
+
+func (ts *testServer) do(method, query, body string, header http.Header) (*http.Response, string) {
+	ts.t.Helper()
+	req, err := http.NewRequest(method, ts.url(query), strings.NewReader(body))
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// openPolling performs a polling handshake and returns the session.
+func (ts *testServer) openPolling() *Session {
+	ts.t.Helper()
+	resp, body := ts.do("GET", "transport=polling", "", nil)
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "0{") {
+		ts.t.Fatalf("handshake: %d %q", resp.StatusCode, body)
+	}
+	return ts.nextSession()
+}
+
+func (ts *testServer) nextSession() *Session {
+	ts.t.Helper()
+	select {
+	case s := <-ts.sessions:
+		return s
+	case <-time.After(5 * time.Second):
+		ts.t.Fatal("no session")
+		return nil
+	}
+}
+
+func (ts *testServer) nextClose() closeEvent {
+	ts.t.Helper()
+	select {
+	case e := <-ts.closed:
+		return e
+	case <-time.After(5 * time.Second):
+		ts.t.Fatal("no session closed")
+		return closeEvent{}
+	}
+}
+
+func (ts *testServer) dial(query string) *ws.Conn {
+	ts.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(ts.url(query), "http"), nil)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func readWS(t *testing.T, c *ws.Conn) (ws.MessageType, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, b, err := c.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typ, string(b)
+}
+
+func writeWS(t *testing.T, c *ws.Conn, typ ws.MessageType, s string) {
+	t.Helper()
+	if err := c.WriteMessage(context.Background(), typ, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendPastTheQueueBoundsClosesTheSession(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		srv     *Server
+		message string
+		fits    int
+	}{
+		{"packets", &Server{MaxQueuedPackets: 3}, "x", 3},
+		{"bytes", &Server{MaxQueuedBytes: 100}, strings.Repeat("x", 30), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, tc.srv, nil)
+			// The handshake poll took the open packet; nobody polls now.
+			s := ts.openPolling()
+			for i := range tc.fits {
+				if err := s.Send([]byte(tc.message), Text); err != nil {
+					t.Fatalf("send %d: %v", i, err)
+				}
+			}
+			if err := s.Send([]byte(tc.message), Text); !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("send past the bound: %v, want ErrQueueFull", err)
+			}
+			if e := ts.nextClose(); e.reason != ReasonQueueFull || !errors.Is(e.err, ErrQueueFull) {
+				t.Fatalf("closed with %q %v", e.reason, e.err)
+			}
+			if err := s.Send([]byte("late"), Text); !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("send after close: %v", err)
+			}
+		})
+	}
+}
+
+func TestWritableAndDrainFollowTheQueue(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	s := ts.openPolling()
+	if !s.Writable() {
+		t.Fatal("a session with nothing queued is not writable")
+	}
+	select {
+	case <-s.Drain():
+	default:
+		t.Fatal("Drain of an empty queue is not closed")
+	}
+	if err := s.Send([]byte("hello"), Text); err != nil {
+		t.Fatal(err)
+	}
+	if s.Writable() || s.Buffered() != 5 {
+		t.Fatalf("after a send: writable %v, buffered %d", s.Writable(), s.Buffered())
+	}
+	drain := s.Drain()
+	select {
+	case <-drain:
+		t.Fatal("Drain closed with a message queued")
+	default:
+	}
+	if _, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil); body != "4hello" {
+		t.Fatalf("poll: %q", body)
+	}
+	select {
+	case <-drain:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Drain not closed once the poll took the queue")
+	}
+	if !s.Writable() || s.Buffered() != 0 {
+		t.Fatalf("after the poll: writable %v, buffered %d", s.Writable(), s.Buffered())
+	}
+}
+
+func TestShutdownClosesEverySessionAndRefusesNewOnes(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	polling := ts.openPolling()
+	conn := ts.dial("transport=websocket")
+	if _, open := readWS(t, conn); !strings.HasPrefix(open, "0{") {
+		t.Fatalf("open: %q", open)
+	}
+	ts.nextSession()
+
+	pollDone := make(chan string, 1)
+	go func() {
+		_, body := ts.do("GET", "transport=polling&sid="+polling.ID(), "", nil)
+		pollDone <- body
+	}()
+	// Let the poll arrive and wait, so that shutdown answers it.
+	deadline := time.Now().Add(5 * time.Second)
+	for !pollWaiting(polling) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if body := <-pollDone; body != "1" {
+		t.Fatalf("pending poll answered %q, want the close packet", body)
+	}
+	_, _, err := conn.ReadMessage(ctx)
+	if code := ws.CloseStatus(err); code != ws.StatusGoingAway {
+		t.Fatalf("websocket ended with %v, want 1001", err)
+	}
+	for range 2 {
+		if e := ts.nextClose(); e.reason != ReasonServerShutdown {
+			t.Fatalf("closed with %q", e.reason)
+		}
+	}
+	if n := ts.srv.SessionCount(); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+	if resp, _ := ts.do("GET", "transport=polling", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("handshake after shutdown: %d", resp.StatusCode)
+	}
+}
+
+func pollWaiting(s *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pollWake != nil
+}
+
+func TestOnCloseWaitsForTheRunningOnMessage(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var events []string
+	ts := newTestServer(t, &Server{}, func(s *Session, data []byte, binary bool) {
+		close(entered)
+		<-release
+		mu.Lock()
+		events = append(events, "message")
+		mu.Unlock()
+	})
+	s := ts.openPolling()
+	go ts.do("POST", "transport=polling&sid="+s.ID(), "4slow", nil)
+	<-entered
+	s.Close()
+	select {
+	case e := <-ts.closed:
+		t.Fatalf("OnClose (%q) ran while OnMessage was running", e.reason)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	// The polling client comes for its close packet.
+	if _, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil); body != "1" {
+		t.Fatalf("poll after Close: %q", body)
+	}
+	if e := ts.nextClose(); e.reason != ReasonForcedClose {
+		t.Fatalf("reason %q", e.reason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 1 {
+		t.Fatalf("events %v", events)
+	}
+}
+
+func TestPollingResponsesStayWithinMaxPayload(t *testing.T) {
+	ts := newTestServer(t, &Server{MaxHTTPBufferSize: 100}, nil)
+	s := ts.openPolling()
+	var want []string
+	for i := range 10 {
+		m := fmt.Sprintf("%02d%s", i, strings.Repeat("m", 38)) // 41 bytes encoded
+		want = append(want, "4"+m)
+		if err := s.Send([]byte(m), Text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for polls := 0; len(got) < len(want) && polls < 20; polls++ {
+		_, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil)
+		if len(body) > 100 {
+			t.Fatalf("response of %d bytes, over maxPayload 100", len(body))
+		}
+		got = append(got, strings.Split(body, "\x1e")...)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+}
+
+func TestPollingResponsesAreCompressedAboveTheThreshold(t *testing.T) {
+	big := strings.Repeat("compressible ", 200)
+	for _, tc := range []struct {
+		name     string
+		srv      *Server
+		accept   string
+		flags    SendFlag
+		message  string
+		encoding string
+	}{
+		{"gzip", &Server{}, "gzip, deflate", Text, big, "gzip"},
+		{"deflate", &Server{}, "deflate", Text, big, "deflate"},
+		{"refused with q=0", &Server{}, "gzip;q=0", Text, big, ""},
+		{"below the threshold", &Server{}, "gzip", Text, "short", ""},
+		{"NoCompress", &Server{}, "gzip", NoCompress, big, ""},
+		{"disabled", &Server{DisableHTTPCompression: true}, "gzip", Text, big, ""},
+		{"lower threshold", &Server{HTTPCompressionThreshold: 4}, "gzip", Text, "short", "gzip"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, tc.srv, nil)
+			s := ts.openPolling()
+			if err := s.Send([]byte(tc.message), tc.flags); err != nil {
+				t.Fatal(err)
+			}
+			resp, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", http.Header{"Accept-Encoding": {tc.accept}})
+			if got := resp.Header.Get("Content-Encoding"); got != tc.encoding {
+				t.Fatalf("Content-Encoding %q, want %q", got, tc.encoding)
+			}
+			if n, _ := strconv.Atoi(resp.Header.Get("Content-Length")); n != len(body) {
+				t.Fatalf("Content-Length %d for %d bytes", n, len(body))
+			}
+			var r io.Reader = strings.NewReader(body)
+			switch tc.encoding {
+			case "gzip":
+				r, _ = gzip.NewReader(r)
+			case "deflate":
+				r, _ = zlib.NewReader(r)
+			}
+			plain, err := io.ReadAll(r)
+			if err != nil || string(plain) != "4"+tc.message {
+				t.Fatalf("body %q (%v)", plain, err)
+			}
+		})
+	}
+}
+
+func TestCookieCarriesTheSessionID(t *testing.T) {
+	ts := newTestServer(t, &Server{Cookie: &http.Cookie{Name: "io", Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}}, nil)
+	resp, _ := ts.do("GET", "transport=polling", "", nil)
+	s := ts.nextSession()
+	if got, want := resp.Header.Get("Set-Cookie"), "io="+s.ID()+"; Path=/; HttpOnly; SameSite=Lax"; got != want {
+		t.Fatalf("polling Set-Cookie %q, want %q", got, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(ts.url("transport=websocket"), "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	s = ts.nextSession()
+	if got := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(got, "io="+s.ID()+";") {
+		t.Fatalf("websocket Set-Cookie %q", got)
+	}
+}
+
+func TestAllowRequestRefusesWithItsMessage(t *testing.T) {
+	ts := newTestServer(t, &Server{AllowRequest: func(r *http.Request) error {
+		if r.Header.Get("Authorization") == "" {
+			return errors.New("no credentials")
+		}
+		return nil
+	}}, nil)
+	resp, body := ts.do("GET", "transport=polling", "", nil)
+	if resp.StatusCode != http.StatusForbidden || body != `{"code":4,"message":"no credentials"}` {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, body = ts.do("GET", "transport=polling", "", http.Header{"Authorization": {"Bearer x"}})
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
+
+func TestRequestsOutsideThePathAreNotFound(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	resp, err := http.Get(ts.http.URL + "/other/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestBinaryGoesAsBase64ToClientsThatAskForIt(t *testing.T) {
+	ts := newTestServer(t, &Server{}, func(s *Session, data []byte, binary bool) {
+		f := Text
+		if binary {
+			f = Binary
+		}
+		_ = s.Send(bytes.Clone(data), f)
+	})
+	c := ts.dial("transport=websocket&b64=1")
+	readWS(t, c) // open
+	ts.nextSession()
+	writeWS(t, c, ws.MessageText, "bAQID") // a binary message sent as base64
+	if typ, m := readWS(t, c); typ != ws.MessageText || m != "bAQID" {
+		t.Fatalf("%v %q, want text bAQID", typ, m)
+	}
+}
+
+func TestWebSocketMessageOverTheLimitClosesTheSession(t *testing.T) {
+	ts := newTestServer(t, &Server{MaxHTTPBufferSize: 1000}, nil)
+	c := ts.dial("transport=websocket")
+	readWS(t, c)
+	ts.nextSession()
+	writeWS(t, c, ws.MessageText, "4"+strings.Repeat("x", 1000))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.ReadMessage(ctx)
+		if err != nil {
+			if code := ws.CloseStatus(err); code != ws.StatusMessageTooBig {
+				t.Fatalf("ended with %v, want 1009", err)
+			}
+			break
+		}
+	}
+	if e := ts.nextClose(); e.reason != ReasonTransportError || e.err == nil {
+		t.Fatalf("closed with %q %v", e.reason, e.err)
+	}
+}
+
+func TestSendRefusesTheRecordSeparatorOnPolling(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	s := ts.openPolling()
+	if err := s.Send([]byte("a\x1eb"), Text); !errors.Is(err, ErrInvalidPacket) {
+		t.Fatalf("err %v, want ErrInvalidPacket", err)
+	}
+	if err := s.Send([]byte("a\x1eb"), Binary); err != nil {
+		t.Fatalf("binary: %v", err)
+	}
+}
+
+// TestUpgradeKeepsEveryPacketInOrder streams messages both ways while a polling session
+// upgrades, with a raw client that follows engine.io-client's steps, and checks that each
+// side receives every message once, in order.
+func TestUpgradeKeepsEveryPacketInOrder(t *testing.T) {
+	const n = 300
+	var mu sync.Mutex
+	var received []string
+	ts := newTestServer(t, &Server{}, func(s *Session, data []byte, binary bool) {
+		mu.Lock()
+		received = append(received, string(data))
+		mu.Unlock()
+	})
+	s := ts.openPolling()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range n {
+			if s.Send([]byte(strconv.Itoa(i)), Text) != nil {
+				return
+			}
+			if i%10 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	var got []string
+	collect := func(body string) {
+		for _, p := range strings.Split(body, "\x1e") {
+			if m, ok := strings.CutPrefix(p, "4"); ok {
+				got = append(got, m)
+			}
+		}
+	}
+	sid := s.ID()
+	clientSent := 0
+	// Some polls and posts first.
+	for range 3 {
+		_, body := ts.do("GET", "transport=polling&sid="+sid, "", nil)
+		collect(body)
+		ts.do("POST", "transport=polling&sid="+sid, fmt.Sprintf("4c%d\x1e4c%d", clientSent, clientSent+1), nil)
+		clientSent += 2
+	}
+	// Upgrade: probe, then a poll that the noop releases, then the upgrade packet.
+	c := ts.dial("transport=websocket&sid=" + sid)
+	writeWS(t, c, ws.MessageText, "2probe")
+	if _, m := readWS(t, c); m != "3probe" {
+		t.Fatalf("probe answered %q", m)
+	}
+	// The client pauses polling: its last poll is answered at once, with the packets
+	// queued by then or a noop.
+	_, body := ts.do("GET", "transport=polling&sid="+sid, "", nil)
+	collect(body)
+	writeWS(t, c, ws.MessageText, "5")
+	for range 20 {
+		writeWS(t, c, ws.MessageText, fmt.Sprintf("4c%d", clientSent))
+		clientSent++
+	}
+	<-sent
+	for len(got) < n {
+		_, m := readWS(t, c)
+		if rest, ok := strings.CutPrefix(m, "4"); ok {
+			got = append(got, rest)
+		} else if m == "2" {
+			writeWS(t, c, ws.MessageText, "3")
+		}
+	}
+	for i, m := range got {
+		if m != strconv.Itoa(i) {
+			t.Fatalf("client got %v", got)
+		}
+	}
+	if s.Transport() != TransportWebSocket {
+		t.Fatalf("transport %q", s.Transport())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		k := len(received)
+		mu.Unlock()
+		if k == clientSent || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, m := range received {
+		if m != "c"+strconv.Itoa(i) {
+			t.Fatalf("server got %v", received)
+		}
+	}
+	if len(received) != clientSent {
+		t.Fatalf("server got %d of %d", len(received), clientSent)
+	}
+	// Polling is over for this session.
+	if resp, _ := ts.do("GET", "transport=polling&sid="+sid, "", nil); resp.StatusCode != 400 {
+		t.Fatalf("poll after upgrade: %d", resp.StatusCode)
+	}
+}
