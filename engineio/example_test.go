@@ -1,11 +1,76 @@
 package engineio_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
 
 	"github.com/duplexio/duplex/engineio"
 )
+
+// An echo server: every message goes back to its sender as it came, text or binary.
+func ExampleServer() {
+	closed := make(chan engineio.CloseReason, 1)
+	srv := &engineio.Server{
+		OnConnection: func(s *engineio.Session) {
+			s.OnMessage = func(data []byte, binary bool) {
+				flags := engineio.Text
+				if binary {
+					flags = engineio.Binary
+				}
+				// data is only valid during the call; Send keeps its argument.
+				_ = s.Send(append([]byte(nil), data...), flags)
+			}
+			s.OnClose = func(reason engineio.CloseReason, err error) {
+				closed <- reason
+			}
+		},
+	}
+	mux := http.NewServeMux()
+	mux.Handle(engineio.DefaultPath, srv)
+	web := httptest.NewServer(mux) // http.ListenAndServe(":3000", mux) in a real program
+	defer web.Close()
+
+	// A polling client, by hand: handshake, one message, one poll for the echo.
+	url := web.URL + "/engine.io/?EIO=4&transport=polling"
+	resp, _ := http.Get(url)
+	open, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	hs, _ := engineio.ParseHandshake(open[1:])
+	fmt.Println("upgrades:", hs.Upgrades)
+
+	resp, _ = http.Post(url+"&sid="+hs.SID, "text/plain;charset=UTF-8", strings.NewReader("4hello"))
+	resp.Body.Close()
+	resp, _ = http.Get(url + "&sid=" + hs.SID)
+	echo, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Printf("echo: %q\n", echo)
+
+	// Shutdown answers the client's next poll with a close packet, then returns.
+	shutdown := make(chan error)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shutdown <- srv.Shutdown(ctx)
+	}()
+	resp, _ = http.Get(url + "&sid=" + hs.SID)
+	last, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Printf("last poll: %q\n", last)
+	fmt.Println("shutdown:", <-shutdown)
+	fmt.Println("closed:", <-closed)
+	// Output:
+	// upgrades: [websocket]
+	// echo: "4hello"
+	// last poll: "1"
+	// shutdown: <nil>
+	// closed: server shutting down
+}
 
 // Encoding a polling response and reading a client's POST body.
 func Example() {
