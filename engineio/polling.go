@@ -59,7 +59,13 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	s.noopPending = false
 	var batch []outPacket
 	if sessionState(s.state.Load()) == stateClosed {
-		batch = []outPacket{{Packet: Packet{Type: Close}}}
+		// The client that closed the session gets a noop for its pending poll, as from the
+		// Node server; a client whose session the server ended gets the close packet.
+		t := Close
+		if s.reason == ReasonTransportClose {
+			t = Noop
+		}
+		batch = []outPacket{{Packet: Packet{Type: t}}}
 	} else {
 		batch = s.takeLocked(int(srv.cfg.maxBuffer))
 		if len(batch) == 0 {
@@ -205,8 +211,8 @@ func tooLarge(w http.ResponseWriter, s *Session) {
 // readAtMost appends r's content to dst, failing with errPayloadTooLarge as soon as it goes
 // past limit bytes, so that no more than limit+1 bytes are ever read.
 func readAtMost(r io.Reader, dst []byte, limit, hint int64) ([]byte, error) {
-	if hint > 0 && int64(cap(dst)) < hint {
-		dst = make([]byte, 0, hint)
+	if hint > 0 && int64(cap(dst)) <= hint {
+		dst = make([]byte, 0, hint+1) // +1: the read that finds the end
 	}
 	lr := io.LimitedReader{R: r, N: limit + 1}
 	for {

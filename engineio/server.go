@@ -102,7 +102,8 @@ type Server struct {
 	// sent and not yet written to the client (0: DefaultMaxQueuedBytes,
 	// DefaultMaxQueuedPackets). A Send that would go past either bound fails with
 	// ErrQueueFull and closes the session with ReasonQueueFull, so a client that stops
-	// reading costs the server a bounded amount of memory. Session.Writable and
+	// reading costs the server a bounded amount of memory. (A single message larger than
+	// MaxQueuedBytes is accepted when nothing else is queued.) Session.Writable and
 	// Session.Drain let the sender slow down before that.
 	MaxQueuedBytes   int
 	MaxQueuedPackets int

@@ -568,3 +568,15 @@ func TestUpgradeKeepsEveryPacketInOrder(t *testing.T) {
 		t.Fatalf("poll after upgrade: %d", resp.StatusCode)
 	}
 }
+
+func TestAMessageOverTheByteBoundGoesAloneInAnEmptyQueue(t *testing.T) {
+	ts := newTestServer(t, &Server{MaxQueuedBytes: 10}, nil)
+	s := ts.openPolling()
+	big := strings.Repeat("b", 50)
+	if err := s.Send([]byte(big), Text); err != nil {
+		t.Fatalf("alone: %v", err)
+	}
+	if _, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil); body != "4"+big {
+		t.Fatalf("poll %q", body)
+	}
+}

@@ -183,7 +183,8 @@ func (s *Session) Send(data []byte, flags SendFlag) error {
 		s.mu.Unlock()
 		return p.Validate(true)
 	}
-	if len(s.queue) >= cfg.maxQueuedPackets || s.queuedBytes+len(data) > cfg.maxQueuedBytes {
+	// A message larger than the byte bound is still accepted alone in an empty queue.
+	if len(s.queue) >= cfg.maxQueuedPackets || (s.queuedBytes > 0 && s.queuedBytes+len(data) > cfg.maxQueuedBytes) {
 		s.mu.Unlock()
 		s.closeNow(ReasonQueueFull, ErrQueueFull)
 		return ErrQueueFull
