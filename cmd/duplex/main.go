@@ -49,7 +49,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: duplex <command> [flags]
 
 commands:
-  serve   serve the demo endpoints (/echo: WebSocket echo) on --addr
+  serve   serve the demo endpoints (/echo: WebSocket echo) on --addr; --fixture adds the
+          Engine.IO conformance fixture at /engine.io/
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
   help    show this help
 `)

@@ -11,17 +11,26 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/duplexio/duplex/engineio"
 	"github.com/duplexio/duplex/ws"
 )
 
 // serve runs the demo server until ctx is done, then shuts it down gracefully: WebSocket
-// peers get a close frame with 1001 (going away).
+// peers get a close frame with 1001 (going away), Engine.IO sessions are closed.
 func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:3000", "address to listen on (host:port)")
 	readLimit := fs.Int64("read-limit", ws.DefaultReadLimit, "largest WebSocket message accepted, in bytes")
 	compress := fs.Bool("compress", false, "accept permessage-deflate compression from clients that offer it")
+	fixture := fs.Bool("fixture", false, "also serve, at /engine.io/, the Engine.IO server the official protocol test suite expects\n(every message echoed; ping interval 300ms, ping timeout 200ms, max payload 1000000, CORS for any origin)")
+	var eo engineOptions
+	fs.DurationVar(&eo.pingInterval, "ping-interval", 0, "Engine.IO ping interval (default 25s, 300ms with --fixture)")
+	fs.DurationVar(&eo.pingTimeout, "ping-timeout", 0, "Engine.IO ping timeout (default 20s, 200ms with --fixture)")
+	fs.Int64Var(&eo.maxPayload, "max-payload", 0, "largest Engine.IO POST body or WebSocket message, in bytes (default 1000000)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := eo.validate(); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", *addr)
@@ -34,8 +43,17 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/echo", echoHandler(upgrader, logger))
+	var engine *engineio.Server
+	if *fixture {
+		engine = fixtureEngine(eo, logger)
+		mux.Handle(engineio.DefaultPath, engine)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "duplex serving on http://%s (WebSocket echo at ws://%s/echo)\n", ln.Addr(), ln.Addr())
+	if engine != nil {
+		fmt.Fprintf(stdout, "Engine.IO fixture at http://%s%s (ping interval %v, ping timeout %v, max payload %d)\n",
+			ln.Addr(), engineio.DefaultPath, engine.PingInterval, engine.PingTimeout, engine.MaxHTTPBufferSize)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -46,7 +64,12 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(shutdownCtx), upgrader.Shutdown(shutdownCtx))
+	// Engine.IO first: it answers the pending long polls, which http.Server.Shutdown would
+	// otherwise wait for.
+	if engine != nil {
+		err = engine.Shutdown(shutdownCtx)
+	}
+	err = errors.Join(err, srv.Shutdown(shutdownCtx), upgrader.Shutdown(shutdownCtx))
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
 		err = errors.Join(err, e)
 	}
@@ -79,4 +102,66 @@ func echoHandler(upgrader *ws.Upgrader, logger *slog.Logger) http.Handler {
 			}
 		}
 	})
+}
+
+// engineOptions are the Engine.IO settings of the command line; a zero field keeps the
+// default of the endpoint it applies to.
+type engineOptions struct {
+	pingInterval, pingTimeout time.Duration
+	maxPayload                int64
+}
+
+func (o engineOptions) validate() error {
+	if o.pingInterval < 0 || o.pingTimeout < 0 || o.maxPayload < 0 {
+		return errors.New("--ping-interval, --ping-timeout and --max-payload must not be negative")
+	}
+	return nil
+}
+
+// newEngine returns an Engine.IO server with the command line's settings (the package
+// defaults for those left at zero), logging to logger.
+func newEngine(o engineOptions, logger *slog.Logger) *engineio.Server {
+	return &engineio.Server{
+		PingInterval:      o.pingInterval,
+		PingTimeout:       o.pingTimeout,
+		MaxHTTPBufferSize: o.maxPayload,
+		Logger:            logger,
+	}
+}
+
+// The configuration the official Engine.IO protocol test suite (socketio/engine.io-protocol)
+// expects of the server it tests.
+const (
+	fixturePingInterval = 300 * time.Millisecond
+	fixturePingTimeout  = 200 * time.Millisecond
+	fixtureMaxPayload   = 1_000_000
+)
+
+// fixtureEngine returns the Engine.IO server of the conformance fixture, for mounting at
+// engineio.DefaultPath: every message is sent back as it came (text as text, binary as
+// binary), CORS allows any origin, and the heartbeat and payload limit are the suite's unless
+// the command line overrides them.
+func fixtureEngine(o engineOptions, logger *slog.Logger) *engineio.Server {
+	if o.pingInterval == 0 {
+		o.pingInterval = fixturePingInterval
+	}
+	if o.pingTimeout == 0 {
+		o.pingTimeout = fixturePingTimeout
+	}
+	if o.maxPayload == 0 {
+		o.maxPayload = fixtureMaxPayload
+	}
+	e := newEngine(o, logger)
+	e.CORS = &engineio.CORSOptions{Origins: []string{"*"}}
+	e.OnConnection = func(s *engineio.Session) {
+		s.OnMessage = func(data []byte, binary bool) {
+			flags := engineio.Text
+			if binary {
+				flags = engineio.Binary
+			}
+			// data is only valid during the call; Send keeps what it is given.
+			s.Send(append([]byte(nil), data...), flags)
+		}
+	}
+	return e
 }
