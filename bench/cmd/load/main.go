@@ -8,6 +8,11 @@
 // {"idle_conns":N} once all are up, and holds them until stdin closes or
 // -hold passes. It exits 1 if any echo was wrong or missing.
 //
+// With -proto eio-websocket or eio-polling it speaks Engine.IO v4 instead
+// (path default /engine.io/): -conns sessions, each a closed loop sending a
+// -size character text message and waiting for its echo (-inflight is 1);
+// with -idle, N idle sessions (polling ones each hold a pending long-poll GET).
+//
 // With -deflate OFFER it negotiates permessage-deflate (RFC 7692) with that
 // offer, sends JSON-like text compressed with compress/flate, inflates the
 // echoes and checks them byte for byte.
@@ -21,6 +26,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/duplexio/duplex/bench/internal/load"
@@ -29,9 +35,9 @@ import (
 
 func main() {
 	var cfg load.Config
-	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade) or tcp (same bytes, no framing)")
+	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade), tcp (same bytes, no framing), eio-websocket or eio-polling (Engine.IO v4 sessions)")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server address (loopback)")
-	flag.StringVar(&cfg.Path, "path", "/", "request path for the upgrade")
+	flag.StringVar(&cfg.Path, "path", "", `request path for the upgrade (default "/"; Engine.IO: "/engine.io/")`)
 	flag.IntVar(&cfg.Conns, "conns", 1, "connections")
 	flag.IntVar(&cfg.Payload, "size", 16, "payload bytes per message")
 	flag.IntVar(&cfg.InFlight, "inflight", 1, "messages in flight per connection (1 = closed loop)")
@@ -46,17 +52,23 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("load: ")
 
-	switch *proto {
-	case "ws":
-		cfg.WebSocket = true
-	case "tcp":
-	default:
-		log.Fatalf("-proto must be ws or tcp")
-	}
 	if _, err := proc.RaiseNoFile(); err != nil {
 		log.Printf("raising RLIMIT_NOFILE: %v", err)
 	}
 	ctx := context.Background()
+	switch *proto {
+	case "ws":
+		cfg.WebSocket = true
+	case "tcp":
+	case "eio-websocket", "eio-polling":
+		runEIO(ctx, cfg, strings.TrimPrefix(*proto, "eio-"), *idle, *hold)
+		return
+	default:
+		log.Fatalf("-proto must be ws, tcp, eio-websocket or eio-polling")
+	}
+	if cfg.Path == "" {
+		cfg.Path = "/"
+	}
 
 	if *idle > 0 {
 		ctx, cancel := context.WithCancel(ctx)
@@ -77,14 +89,50 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b, _ := json.Marshal(res)
-	fmt.Println(string(b))
-	log.Printf("%d conns × %d B × %d in flight: %.0f msgs/s, p50 %.1f µs, p99 %.1f µs, %d verified, %d errors",
-		res.Conns, res.Payload, res.InFlight, res.MsgsPerSec, res.P50us, res.P99us, res.Verified, res.Errors)
+	report(res)
 	if cfg.Deflate != "" {
 		log.Printf("negotiated %q; %d of %d echoes compressed; wire bytes per message: %.0f sent, %.0f echoed",
 			res.Negotiated, res.Compressed, res.Verified, float64(res.SentWireBytes)/float64(max(res.Verified, 1)), float64(res.EchoWireBytes)/float64(max(res.Verified, 1)))
 	}
+	if res.Errors > 0 {
+		log.Printf("first error: %s", res.FirstError)
+		os.Exit(1)
+	}
+}
+
+// report prints the JSON result line and a human summary.
+func report(res load.Result) {
+	b, _ := json.Marshal(res)
+	fmt.Println(string(b))
+	log.Printf("%d conns × %d B × %d in flight: %.0f msgs/s, p50 %.1f µs, p99 %.1f µs, %d verified, %d errors",
+		res.Conns, res.Payload, res.InFlight, res.MsgsPerSec, res.P50us, res.P99us, res.Verified, res.Errors)
+}
+
+// runEIO is the Engine.IO mode: a closed echo loop per session, or idle
+// sessions.
+func runEIO(ctx context.Context, cfg load.Config, transport string, idle int, hold time.Duration) {
+	ec := load.EIOConfig{Addr: cfg.Addr, Path: cfg.Path, Transport: transport, Sessions: cfg.Conns, Payload: cfg.Payload,
+		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID}
+	if idle > 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		go func() { // stdin closing ends the hold early
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
+		ec.Sessions = idle
+		err := load.IdleEIO(ctx, ec, hold, func() {
+			fmt.Printf("{\"idle_sessions\":%d}\n", idle)
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	res, err := load.RunEIO(ctx, ec)
+	if err != nil {
+		log.Fatal(err)
+	}
+	report(res)
 	if res.Errors > 0 {
 		log.Printf("first error: %s", res.FirstError)
 		os.Exit(1)

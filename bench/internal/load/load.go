@@ -322,7 +322,13 @@ func appendClientFrame(dst []byte, key [4]byte, payload []byte) []byte {
 // appendClientFrameRSV is appendClientFrame with reserved bits rsv (0x40 is
 // RSV1, "compressed" under permessage-deflate) in the first byte.
 func appendClientFrameRSV(dst []byte, key [4]byte, rsv byte, payload []byte) []byte {
-	dst = append(dst, 0x80|rsv|0x2) // FIN, RSV, binary
+	return appendClientFrameOp(dst, key, 0x80|rsv|0x2, payload) // FIN, RSV, binary
+}
+
+// appendClientFrameOp appends one frame whose first header byte (FIN, RSV,
+// opcode) is b0, carrying payload masked with key.
+func appendClientFrameOp(dst []byte, key [4]byte, b0 byte, payload []byte) []byte {
+	dst = append(dst, b0)
 	switch n := len(payload); {
 	case n <= 125:
 		dst = append(dst, 0x80|byte(n))
