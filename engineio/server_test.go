@@ -3,6 +3,7 @@ package engineio
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"compress/zlib"
 	"context"
 	"errors"
@@ -580,3 +581,57 @@ func TestAMessageOverTheByteBoundGoesAloneInAnEmptyQueue(t *testing.T) {
 		t.Fatalf("poll %q", body)
 	}
 }
+
+func TestSendBatchKeepsItsMessagesTogether(t *testing.T) {
+	ts := newTestServer(t, &Server{MaxQueuedPackets: 4}, nil)
+	s := ts.openPolling()
+	const senders, batches = 4, 50
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range batches {
+				tag := fmt.Sprintf("%d.%d", g, i)
+				// The session is polled below; a full queue would close it.
+				for !s.Writable() {
+					time.Sleep(time.Millisecond)
+				}
+				_ = s.SendBatch([]Outgoing{{Data: []byte(tag)}, {Data: []byte(tag), Binary: true}}, 0)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var got []string
+	finished := func() bool {
+		select {
+		case <-done:
+			return s.Writable()
+		default:
+			return false
+		}
+	}
+	for polls := 0; polls < 10*senders*batches && !finished(); polls++ {
+		_, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil)
+		for p := range strings.SplitSeq(body, "\x1e") {
+			if p != "2" && p != "6" {
+				got = append(got, p)
+			}
+		}
+	}
+	if len(got)%2 != 0 {
+		t.Fatalf("odd number of messages: %d", len(got))
+	}
+	for i := 0; i < len(got); i += 2 {
+		text, bin := got[i], got[i+1]
+		if !strings.HasPrefix(text, "4") || bin != "b"+base64Std(text[1:]) {
+			t.Fatalf("messages %d, %d: %q %q are not a text and its binary twin", i, i+1, text, bin)
+		}
+	}
+	if err := s.SendBatch(make([]Outgoing, 5), 0); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("batch over MaxQueuedPackets: %v", err)
+	}
+}
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -172,24 +172,51 @@ func (s *Session) Err() (CloseReason, error) {
 // session is asked to send a text containing U+001E, which the polling encoding cannot
 // carry.
 func (s *Session) Send(data []byte, flags SendFlag) error {
-	p := outPacket{Packet: Packet{Type: Message, Data: data, Binary: flags&Binary != 0}, compress: flags&NoCompress == 0}
+	one := [1]Outgoing{{Data: data, Binary: flags&Binary != 0}}
+	return s.SendBatch(one[:], flags)
+}
+
+// Outgoing is one message of a batch given to Session.SendBatch.
+type Outgoing struct {
+	Data   []byte
+	Binary bool
+}
+
+// SendBatch queues several messages as one: all or none are queued, one after the other,
+// with no message of another Send between them (a Socket.IO packet and its binary
+// attachments, say). flags may hold NoCompress; Binary is taken from each Outgoing. It
+// fails as Send does; the queue bounds count every message of the batch.
+func (s *Session) SendBatch(batch []Outgoing, flags SendFlag) error {
+	compress := flags&NoCompress == 0
+	size := 0
+	for _, m := range batch {
+		size += len(m.Data)
+	}
 	cfg := &s.srv.cfg
 	s.mu.Lock()
 	if sessionState(s.state.Load()) != stateOpen {
 		s.mu.Unlock()
 		return ErrSessionClosed
 	}
-	if !p.Binary && s.transport == TransportPolling && bytes.IndexByte(data, separator) >= 0 {
-		s.mu.Unlock()
-		return p.Validate(true)
+	if s.transport == TransportPolling {
+		for _, m := range batch {
+			if !m.Binary && bytes.IndexByte(m.Data, separator) >= 0 {
+				s.mu.Unlock()
+				return Packet{Type: Message, Data: m.Data}.Validate(true)
+			}
+		}
 	}
-	// A message larger than the byte bound is still accepted alone in an empty queue.
-	if len(s.queue) >= cfg.maxQueuedPackets || (s.queuedBytes > 0 && s.queuedBytes+len(data) > cfg.maxQueuedBytes) {
+	// A batch larger than the byte bound is still accepted alone in an empty queue.
+	if len(s.queue)+len(batch) > cfg.maxQueuedPackets || (s.queuedBytes > 0 && s.queuedBytes+size > cfg.maxQueuedBytes) {
 		s.mu.Unlock()
 		s.closeNow(ReasonQueueFull, ErrQueueFull)
 		return ErrQueueFull
 	}
-	s.pushLocked(p)
+	for _, m := range batch {
+		s.queue = append(s.queue, outPacket{Packet: Packet{Type: Message, Data: m.Data, Binary: m.Binary}, compress: compress})
+	}
+	s.queuedBytes += size
+	s.kickLocked()
 	s.mu.Unlock()
 	return nil
 }
