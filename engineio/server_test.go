@@ -3,9 +3,9 @@ package engineio
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/base64"
 	"compress/zlib"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
