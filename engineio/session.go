@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -62,7 +63,9 @@ const (
 // Concurrency: Send, Writable, Drain, Buffered, Close and the getters are safe to call from
 // any goroutine. OnMessage and OnClose are called on one goroutine at a time, in order:
 // OnMessage for each message as it arrives, then OnClose once, after the last OnMessage has
-// returned. A slow OnMessage delays this session's reading only.
+// returned. A slow OnMessage delays this session's reading, and over WebSocket the writing
+// of what is sent to it meanwhile: the reader writes that when OnMessage returns, which
+// spares a goroutine for each answer (hand long work to another goroutine).
 type Session struct {
 	// OnMessage receives each message the client sends. data is valid only until it
 	// returns: copy what must be kept. Set it in Server.OnConnection; nil drops messages.
@@ -98,7 +101,8 @@ type Session struct {
 
 	// websocket
 	conn      *ws.Conn // set when the transport is websocket
-	writing   bool     // a writer goroutine is running
+	writing   bool     // a writer is running
+	receiving bool     // the reader is in OnMessage; it writes the queue when it returns
 	upgrading bool     // a WebSocket is upgrading the session (from its handshake on)
 	probe     *ws.Conn // that WebSocket, once its handshake is done
 
@@ -123,7 +127,10 @@ type outPacket struct {
 }
 
 func newSession(srv *Server, id string, r *http.Request, transport string) *Session {
-	req := r.Clone(r.Context())
+	// A shallow copy: the header map and URL are shared with r, which net/http no longer
+	// touches once the handler returns; the context is dropped so that nothing of the
+	// HTTP connection stays reachable.
+	req := r.WithContext(context.Background())
 	req.Body = http.NoBody
 	return &Session{
 		srv:          srv,
@@ -294,7 +301,7 @@ func (s *Session) pushLocked(p outPacket) {
 // starts the WebSocket writer.
 func (s *Session) kickLocked() {
 	if s.conn != nil {
-		if !s.writing {
+		if !s.writing && !s.receiving {
 			s.writing = true
 			go s.writeLoop(s.conn)
 		}

@@ -160,8 +160,22 @@ func (s *Session) readLoop(conn *ws.Conn) {
 			s.closeNow(ReasonParseError, err)
 			return
 		}
-		if !s.receive(p) {
+		s.mu.Lock()
+		s.receiving = true
+		s.mu.Unlock()
+		open := s.receive(p)
+		s.mu.Lock()
+		s.receiving = false
+		flush := open && len(s.queue) > 0 && !s.writing && s.conn == conn
+		if flush {
+			s.writing = true
+		}
+		s.mu.Unlock()
+		if !open {
 			return
+		}
+		if flush {
+			s.writeLoop(conn) // what OnMessage sent: written here, before the next read
 		}
 		if cap(data) <= maxKeptReadBuffer {
 			buf = data
@@ -188,8 +202,9 @@ func readFailure(err error) (CloseReason, error) {
 	return ReasonTransportError, err
 }
 
-// writeLoop writes the queue to conn until it is empty, then exits; Send starts it again.
-// When the session is closing, it closes the session once the queue is written.
+// writeLoop writes the queue to conn until it is empty, then returns; Send starts it again
+// on a goroutine of its own, or the reader runs it after OnMessage. When the session is
+// closing, it closes the session once the queue is written.
 func (s *Session) writeLoop(conn *ws.Conn) {
 	scratch := getPayloadBuffer()
 	defer putPayloadBuffer(scratch)
