@@ -367,7 +367,8 @@ func (srv *Server) SessionCount() int {
 
 // Shutdown closes every session with ReasonServerShutdown and refuses new ones with 503.
 // Each session first sends what it has queued (a polling session answers its pending or
-// next poll with a close packet; a WebSocket session ends with close code 1001). Shutdown
+// next poll, if one comes within 2 s, with a close packet; a WebSocket session ends with
+// close code 1001). Shutdown
 // returns when every session is closed and its OnClose has returned, or when ctx ends,
 // in which case the sessions still open are closed at once (their OnClose may still be
 // running) and ctx's error is returned.

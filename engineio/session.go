@@ -338,7 +338,8 @@ func (s *Session) receive(p Packet) bool {
 
 // closeGracefully starts closing the session: nothing more is delivered or accepted, the
 // queue is written out, and the transport then closed. A polling client gets a close packet
-// in its next poll; if none comes within PingTimeout, the session ends anyway.
+// in its next poll; if none comes within pollingCloseGrace (or PingTimeout if shorter), the
+// session ends anyway: a live client polls again as soon as its previous poll is answered.
 func (s *Session) closeGracefully(reason CloseReason) {
 	s.mu.Lock()
 	if sessionState(s.state.Load()) != stateOpen {
@@ -351,7 +352,7 @@ func (s *Session) closeGracefully(reason CloseReason) {
 	s.probe = nil
 	if s.conn == nil {
 		s.pushLocked(outPacket{Packet: Packet{Type: Close}})
-		s.armLocked(s.srv.cfg.pingTimeout)
+		s.armLocked(min(s.srv.cfg.pingTimeout, pollingCloseGrace))
 		s.mu.Unlock()
 	} else {
 		idle := !s.writing
@@ -364,6 +365,10 @@ func (s *Session) closeGracefully(reason CloseReason) {
 		probe.CloseNow()
 	}
 }
+
+// pollingCloseGrace is how long a closing polling session waits for the poll that takes
+// its close packet.
+const pollingCloseGrace = 2 * time.Second
 
 // closeNow ends the session at once: the transport is closed (with a WebSocket close frame
 // when it can still be sent), a waiting poll is answered with a close packet, and OnClose is
