@@ -635,3 +635,80 @@ func TestSendBatchKeepsItsMessagesTogether(t *testing.T) {
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestTransportOptions(t *testing.T) {
+	t.Run("polling only", func(t *testing.T) {
+		ts := newTestServer(t, &Server{Transports: []string{TransportPolling}}, nil)
+		_, body := ts.do("GET", "transport=polling", "", nil)
+		if !strings.Contains(body, `"upgrades":[]`) {
+			t.Fatalf("open %q offers an upgrade", body)
+		}
+		resp, body := ts.do("GET", "transport=websocket", "", nil)
+		if resp.StatusCode != 400 || body != `{"code":0,"message":"Transport unknown"}` {
+			t.Fatalf("websocket: %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("websocket only", func(t *testing.T) {
+		ts := newTestServer(t, &Server{Transports: []string{TransportWebSocket}}, nil)
+		resp, body := ts.do("GET", "transport=polling", "", nil)
+		if resp.StatusCode != 400 || body != `{"code":0,"message":"Transport unknown"}` {
+			t.Fatalf("polling: %d %s", resp.StatusCode, body)
+		}
+		c := ts.dial("transport=websocket")
+		if _, open := readWS(t, c); !strings.Contains(open, `"upgrades":[]`) {
+			t.Fatalf("open %q", open)
+		}
+	})
+	t.Run("upgrades disabled", func(t *testing.T) {
+		ts := newTestServer(t, &Server{DisableUpgrades: true}, nil)
+		s := ts.openPolling()
+		resp, body := ts.do("GET", "transport=websocket&sid="+s.ID(), "", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}})
+		if resp.StatusCode != 400 || !strings.Contains(body, `"code":3`) {
+			t.Fatalf("upgrade: %d %s", resp.StatusCode, body)
+		}
+		if s.Transport() != TransportPolling {
+			t.Fatal("session left polling")
+		}
+	})
+}
+
+func TestInitialPacketFollowsTheOpenPacket(t *testing.T) {
+	ts := newTestServer(t, &Server{InitialPacket: []byte("welcome")}, nil)
+	_, body := ts.do("GET", "transport=polling", "", nil)
+	if _, rest, ok := strings.Cut(body, "\x1e"); !ok || rest != "4welcome" {
+		t.Fatalf("handshake body %q", body)
+	}
+	c := ts.dial("transport=websocket")
+	readWS(t, c)
+	if _, m := readWS(t, c); m != "4welcome" {
+		t.Fatalf("second message %q", m)
+	}
+}
+
+func TestPerMessageDeflateIsNegotiatedWhenEnabled(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		t.Run(fmt.Sprint(enabled), func(t *testing.T) {
+			srv := &Server{}
+			if enabled {
+				srv.PerMessageDeflate = &ws.CompressionOptions{}
+			}
+			ts := newTestServer(t, srv, func(s *Session, data []byte, binary bool) { _ = s.Send(bytes.Clone(data), Text) })
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(ts.url("transport=websocket"), "http"), &ws.DialOptions{Compression: &ws.CompressionOptions{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if got := c.Compression() != ""; got != enabled {
+				t.Fatalf("compression %q, enabled %v", c.Compression(), enabled)
+			}
+			readWS(t, c)
+			big := "4" + strings.Repeat("deflate me ", 100)
+			writeWS(t, c, ws.MessageText, big)
+			if _, m := readWS(t, c); m != big {
+				t.Fatalf("echo of %d bytes: %d bytes", len(big), len(m))
+			}
+		})
+	}
+}
