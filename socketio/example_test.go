@@ -1,0 +1,110 @@
+package socketio_test
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/duplexio/duplex/socketio"
+)
+
+// Reading one packet: the text of an Engine.IO message, here an event on namespace /chat
+// that asks for an ack.
+func ExampleParsePacket() {
+	p, err := socketio.ParsePacket([]byte(`2/chat,12["message","hi"]`), 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(p.Type, p.Namespace, p.ID, p.HasID, string(p.Data))
+
+	// Malformed packets are errors that say what is wrong.
+	_, err = socketio.ParsePacket([]byte(`2["disconnect"]`), 0)
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, socketio.ErrInvalidPacket))
+	// Output:
+	// EVENT /chat 12 true ["message","hi"]
+	// socketio: invalid packet at byte 2: reserved event name "disconnect"
+	// true
+}
+
+// Sending an event with binary data: AppendArgs takes the []byte values out, the packet
+// announces them, and each follows as an Engine.IO binary message.
+func ExampleAppendArgs() {
+	file := []byte{0x89, 'P', 'N', 'G'}
+	data, attachments, err := socketio.AppendArgs(nil, "upload", []any{
+		map[string]any{"name": "a.png", "data": file},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p := socketio.Packet{Type: socketio.Event, Namespace: "/files", ID: 3, HasID: true, Data: data}
+	if len(attachments) > 0 {
+		p.Type = socketio.BinaryEvent
+		p.Attachments = len(attachments)
+	}
+	fmt.Printf("text:   %s\n", socketio.AppendPacket(nil, &p))
+	for _, a := range attachments {
+		fmt.Printf("binary: % x\n", a)
+	}
+	// Output:
+	// text:   51-/files,3["upload",{"data":{"_placeholder":true,"num":0},"name":"a.png"}]
+	// binary: 89 50 4e 47
+}
+
+// Receiving: a Decoder gets every Engine.IO message of a connection in order, and returns a
+// binary event once its attachments have arrived. Args decode each argument into the type
+// the handler wants; a []byte field receives the attachment.
+func ExampleDecoder() {
+	var d socketio.Decoder
+	messages := []struct {
+		data   string
+		binary bool
+	}{
+		{`51-["upload",{"name":"a.png","data":{"_placeholder":true,"num":0}}]`, false},
+		{"\x89PNG", true},
+	}
+	for _, msg := range messages {
+		m, err := d.Add([]byte(msg.data), msg.binary)
+		if err != nil {
+			fmt.Println("close the connection:", err)
+			return
+		}
+		if m == nil {
+			fmt.Println("waiting for attachments")
+			continue
+		}
+		name, args, err := socketio.EventArgs(m)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var file struct {
+			Name string `json:"name"`
+			Data []byte `json:"data"`
+		}
+		if err := args.Decode(0, &file); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s: %s, % x\n", name, file.Name, file.Data)
+	}
+	// Output:
+	// waiting for attachments
+	// upload: a.png, 89 50 4e 47
+}
+
+// Values decodes arguments whose shape the handler does not know in advance; binary
+// values come back as []byte.
+func ExampleArgs_Values() {
+	var d socketio.Decoder
+	d.Add([]byte(`62-7[1,{"a":[{"_placeholder":true,"num":1}]},{"_placeholder":true,"num":0}]`), false)
+	d.Add([]byte{1, 2}, true)
+	m, _ := d.Add([]byte{3}, true)
+
+	args, _ := socketio.AckArgs(m)
+	vals, err := args.Values()
+	fmt.Println(vals, err)
+	// Output:
+	// [1 map[a:[[3]]] [1 2]] <nil>
+}
