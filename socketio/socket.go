@@ -1,0 +1,376 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrDisconnected is returned by the emit methods of a socket that is no longer connected,
+// and by EmitWithAck when the socket disconnects before answering.
+var ErrDisconnected = errors.New("socketio: socket disconnected")
+
+// The disconnect reasons, as the Node server names them. Engine.IO's close reasons
+// (transport close, transport error, ping timeout, parse error, forced close, server
+// shutting down) are passed on as they are.
+const (
+	ReasonClientNamespaceDisconnect = "client namespace disconnect"
+	ReasonServerNamespaceDisconnect = "server namespace disconnect"
+)
+
+// Handshake is what the client sent to connect: the HTTP request that opened its
+// connection and the auth payload of its CONNECT packet.
+type Handshake struct {
+	Headers http.Header
+	Query   url.Values
+	// Address is the client's address (the request's RemoteAddr).
+	Address string
+	Time    time.Time
+	Secure  bool
+	// URL is the request URI of the connection's first request.
+	URL string
+	// Auth is the JSON auth object of the CONNECT packet, nil when the client sent none;
+	// decode it with json.Unmarshal. Emitted as an argument, it travels as JSON.
+	Auth json.RawMessage
+}
+
+// AckFunc answers an event the client sent with an acknowledgement request; the args are
+// encoded as for Emit. Only the first call sends anything.
+type AckFunc func(args ...any) error
+
+// EventHandler handles one event: its arguments and, when the client asked for an
+// acknowledgement, the function that answers it (nil otherwise).
+type EventHandler func(args Args, ack AckFunc)
+
+// Socket is a client's connection to one namespace.
+//
+// Concurrency: every method is safe to call from any goroutine. The handlers of a socket
+// (events, OnAny, OnDisconnecting, OnDisconnect) run one at a time, in the order the
+// packets arrived, on a goroutine of the socket's own; the connection goes on reading
+// meanwhile (acknowledgements, other namespaces), so a handler may call EmitWithAck. A
+// handler that blocks holds up only its socket's later events; too many waiting events
+// (1,024) make the connection stop reading until the handler catches up.
+type Socket struct {
+	id        string
+	nsp       *Namespace
+	client    *client
+	handshake Handshake
+
+	connected atomic.Bool
+	data      atomic.Value // holds dataBox
+
+	mu            sync.Mutex
+	handlers      map[string][]EventHandler
+	anyHandlers   []func(event string, args Args)
+	disconnecting []func(reason string)
+	disconnected  []func(reason string)
+	acks          map[uint64]func(Args, error)
+	inbox         []func()
+	dispatching   bool
+	inboxSpace    *sync.Cond
+}
+
+// dataBox lets Data hold any value, nil included, in an atomic.Value.
+type dataBox struct{ v any }
+
+// maxInbox is the number of events a socket keeps waiting for its handlers before its
+// connection stops reading.
+const maxInbox = 1024
+
+func newSocket(nsp *Namespace, c *client, auth []byte) *Socket {
+	s := &Socket{
+		id:        newID(),
+		nsp:       nsp,
+		client:    c,
+		handshake: c.handshake(auth),
+		handlers:  make(map[string][]EventHandler),
+	}
+	s.inboxSpace = sync.NewCond(&s.mu)
+	s.connected.Store(true)
+	return s
+}
+
+// ID returns the socket's id, which differs from the connection's Engine.IO id and from
+// the ids of the client's sockets in other namespaces.
+func (s *Socket) ID() string { return s.id }
+
+// Namespace returns the socket's namespace.
+func (s *Socket) Namespace() *Namespace { return s.nsp }
+
+// Handshake returns what the client sent to connect.
+func (s *Socket) Handshake() Handshake { return s.handshake }
+
+// Connected reports whether the socket is still connected.
+func (s *Socket) Connected() bool { return s.connected.Load() }
+
+// Data returns the value stored by SetData (nil when none).
+func (s *Socket) Data() any {
+	b, _ := s.data.Load().(dataBox)
+	return b.v
+}
+
+// SetData stores a value with the socket (Node's socket.data), reported by FetchSockets.
+func (s *Socket) SetData(v any) { s.data.Store(dataBox{v}) }
+
+// On adds a handler for the event.
+func (s *Socket) On(event string, h EventHandler) {
+	s.mu.Lock()
+	s.handlers[event] = append(s.handlers[event], h)
+	s.mu.Unlock()
+}
+
+// OnAny adds a handler called with every incoming event, before the event's own handlers.
+func (s *Socket) OnAny(h func(event string, args Args)) {
+	s.mu.Lock()
+	s.anyHandlers = append(s.anyHandlers, h)
+	s.mu.Unlock()
+}
+
+// OnDisconnecting adds a handler called when the socket is about to disconnect, while it is
+// still in its rooms.
+func (s *Socket) OnDisconnecting(h func(reason string)) {
+	s.mu.Lock()
+	s.disconnecting = append(s.disconnecting, h)
+	s.mu.Unlock()
+}
+
+// OnDisconnect adds a handler called once the socket has disconnected, with the reason.
+func (s *Socket) OnDisconnect(h func(reason string)) {
+	s.mu.Lock()
+	s.disconnected = append(s.disconnected, h)
+	s.mu.Unlock()
+}
+
+// Join puts the socket in rooms.
+func (s *Socket) Join(rooms ...Room) {
+	if s.connected.Load() {
+		s.nsp.adapter.AddAll(s.id, rooms)
+	}
+}
+
+// Leave takes the socket out of room.
+func (s *Socket) Leave(room Room) { s.nsp.adapter.Del(s.id, room) }
+
+// Rooms returns the rooms the socket is in, its own included.
+func (s *Socket) Rooms() []Room { return s.nsp.adapter.SocketRooms(s.id) }
+
+// Emit sends an event with args to this client. Arguments are encoded as AppendArgs does:
+// []byte values travel as binary attachments. It returns ErrDisconnected after the socket
+// disconnected and engineio.ErrQueueFull when the client does not keep up (its connection
+// is then closed).
+func (s *Socket) Emit(event string, args ...any) error { return s.emit(event, args, false, false) }
+
+// Volatile sends an event that is dropped, reporting false, when the connection cannot take
+// it at once.
+func (s *Socket) Volatile(event string, args ...any) (sent bool, err error) {
+	err = s.emit(event, args, true, false)
+	if errors.Is(err, errDropped) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+var errDropped = errors.New("socketio: volatile packet dropped")
+
+func (s *Socket) emit(event string, args []any, volatile, noCompress bool) error {
+	if err := checkEvent(event); err != nil {
+		return err
+	}
+	if !s.connected.Load() {
+		return ErrDisconnected
+	}
+	p, err := encodeEvent(s.nsp.name, 0, false, event, args)
+	if err != nil {
+		return err
+	}
+	return s.client.write(p, volatile, noCompress)
+}
+
+// EmitWithAck sends an event and waits for the client's acknowledgement, returning its
+// arguments. It fails with ErrAckTimeout when ctx ends first and ErrDisconnected when the
+// socket disconnects first.
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Args, error) {
+	if err := checkEvent(event); err != nil {
+		return Args{}, err
+	}
+	if !s.connected.Load() {
+		return Args{}, ErrDisconnected
+	}
+	id := s.nsp.nextAckID()
+	p, err := encodeEvent(s.nsp.name, id, true, event, args)
+	if err != nil {
+		return Args{}, err
+	}
+	type answer struct {
+		args Args
+		err  error
+	}
+	answers := make(chan answer, 1)
+	if !s.expectAck(id, func(a Args, err error) { answers <- answer{a, err} }) {
+		return Args{}, ErrDisconnected
+	}
+	defer s.cancelAck(id)
+	if err := s.client.write(p, false, false); err != nil {
+		return Args{}, err
+	}
+	select {
+	case a := <-answers:
+		return a.args, a.err
+	case <-ctx.Done():
+		return Args{}, fmt.Errorf("%w (%v)", ErrAckTimeout, ctx.Err())
+	}
+}
+
+// To starts a broadcast to the sockets in rooms, this socket excluded.
+func (s *Socket) To(rooms ...Room) *BroadcastOperator {
+	return s.nsp.To(rooms...).Except(Room(s.id))
+}
+
+// Broadcast starts a broadcast to every socket of the namespace but this one.
+func (s *Socket) Broadcast() *BroadcastOperator { return s.nsp.Except(Room(s.id)) }
+
+// Disconnect disconnects the socket from its namespace (reason "server namespace
+// disconnect"); closeConn also closes the client's connection, which disconnects its
+// sockets in every namespace.
+func (s *Socket) Disconnect(closeConn bool) {
+	if closeConn {
+		s.client.disconnectAll()
+		return
+	}
+	if !s.connected.Load() {
+		return
+	}
+	s.client.sendDisconnect(s.nsp.name)
+	s.onClose(ReasonServerNamespaceDisconnect)
+}
+
+// expectAck registers the callback of an ack id: the answer calls it once, or the socket's
+// disconnection does with ErrDisconnected. It reports false when the socket is already
+// disconnected.
+func (s *Socket) expectAck(id uint64, f func(Args, error)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.connected.Load() {
+		return false
+	}
+	if s.acks == nil {
+		s.acks = make(map[uint64]func(Args, error))
+	}
+	s.acks[id] = f
+	return true
+}
+
+// cancelAck forgets an ack id.
+func (s *Socket) cancelAck(id uint64) {
+	s.mu.Lock()
+	delete(s.acks, id)
+	s.mu.Unlock()
+}
+
+// onAck handles an ACK from the client: it runs on the connection's goroutine.
+func (s *Socket) onAck(id uint64, args Args) {
+	s.mu.Lock()
+	f := s.acks[id]
+	delete(s.acks, id)
+	s.mu.Unlock()
+	if f != nil {
+		f(args, nil)
+	}
+}
+
+// onEvent queues an incoming event for the socket's handlers; it blocks while the inbox is
+// full.
+func (s *Socket) onEvent(event string, args Args, ackID uint64, hasAck bool) {
+	var ack AckFunc
+	if hasAck {
+		var once atomic.Bool
+		ack = func(a ...any) error {
+			if !once.CompareAndSwap(false, true) {
+				return nil
+			}
+			return s.client.sendAck(s.nsp.name, ackID, a)
+		}
+	}
+	s.post(func() {
+		s.mu.Lock()
+		anys := s.anyHandlers
+		hs := s.handlers[event]
+		s.mu.Unlock()
+		for _, h := range anys {
+			h(event, args)
+		}
+		for _, h := range hs {
+			h(args, ack)
+		}
+	}, true)
+}
+
+// post adds f to the socket's inbox and makes sure a goroutine runs it. With wait set it
+// waits while the inbox is full.
+func (s *Socket) post(f func(), wait bool) {
+	s.mu.Lock()
+	for wait && len(s.inbox) >= maxInbox && s.connected.Load() {
+		s.inboxSpace.Wait()
+	}
+	s.inbox = append(s.inbox, f)
+	if !s.dispatching {
+		s.dispatching = true
+		go s.dispatch()
+	}
+	s.mu.Unlock()
+}
+
+// dispatch runs the inbox until it is empty.
+func (s *Socket) dispatch() {
+	for {
+		s.mu.Lock()
+		if len(s.inbox) == 0 {
+			s.dispatching = false
+			s.inbox = nil
+			s.mu.Unlock()
+			return
+		}
+		f := s.inbox[0]
+		s.inbox[0] = nil
+		s.inbox = s.inbox[1:]
+		s.inboxSpace.Signal()
+		s.mu.Unlock()
+		f()
+	}
+}
+
+// onClose disconnects the socket: OnDisconnecting handlers run while it is in its rooms,
+// then it leaves them, pending EmitWithAck calls fail, and OnDisconnect handlers run —
+// after the events that arrived before, on the socket's goroutine.
+func (s *Socket) onClose(reason string) {
+	if !s.connected.CompareAndSwap(true, false) {
+		return
+	}
+	s.client.forget(s)
+	s.mu.Lock()
+	s.inboxSpace.Broadcast()
+	pending := s.acks
+	s.acks = nil
+	s.mu.Unlock()
+	s.post(func() {
+		s.mu.Lock()
+		before, after := s.disconnecting, s.disconnected
+		s.mu.Unlock()
+		for _, h := range before {
+			h(reason)
+		}
+		s.nsp.remove(s)
+		for _, h := range after {
+			h(reason)
+		}
+	}, false)
+	for _, f := range pending {
+		f(Args{}, ErrDisconnected)
+	}
+}
