@@ -171,9 +171,8 @@ func (s *Session) readLoop(conn *ws.Conn) {
 			s.writing = true
 		}
 		s.mu.Unlock()
-		if !open {
-			return
-		}
+		// Once the session has ended, reading goes on until the connection ends: the close
+		// handshake the session started completes here.
 		if flush {
 			s.writeLoop(conn) // what OnMessage sent: written here, before the next read
 		}
