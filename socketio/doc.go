@@ -1,11 +1,47 @@
-// Package socketio implements the wire format of Socket.IO v5, the protocol of the official
-// socket.io and socket.io-client 4.x, on top of package engineio: packets, binary
-// attachments, and the arguments of events and acks.
+// Package socketio implements Socket.IO v5, the protocol of the official socket.io and
+// socket.io-client 4.x, on top of package engineio: a server that those clients use as
+// they use the Node server, and the wire format beneath it (packets, binary attachments,
+// the arguments of events and acks).
 //
-// For now the package is the codec alone. The server (namespaces, rooms, events and acks,
-// middleware, broadcasting, connection-state recovery) comes next and builds on it: it feeds
-// each Engine.IO message of a connection to a Decoder, reads events with EventArgs,
-// and encodes what it sends with AppendArgs and AppendPacket, once per broadcast.
+// # Server
+//
+// NewServer returns an http.Handler (at "/socket.io/" by default) on an engineio.Server,
+// which carries the transport options (ping interval, payload limit, CORS, ...):
+//
+//	srv := socketio.NewServer(nil)
+//	srv.OnConnection(func(s *socketio.Socket) {
+//		s.Join("lobby")
+//		s.On("chat", func(args socketio.Args, ack socketio.AckFunc) {
+//			var text string
+//			if args.Decode(0, &text) != nil {
+//				return
+//			}
+//			s.To("lobby").Emit("chat", s.ID(), text) // everyone in the lobby but s
+//			if ack != nil {
+//				ack("delivered")
+//			}
+//		})
+//	})
+//	http.Handle(socketio.DefaultPath, srv)
+//
+// A connection joins namespaces (Server.Of; dynamic ones with OfFunc and OfRegexp, whose
+// middleware and handlers apply to every child); each join is a Socket, admitted by the
+// namespace's Middleware, which may refuse it with a *ConnectError the client receives in
+// connect_error. Sockets exchange events, with acknowledgements both ways (AckFunc,
+// Socket.EmitWithAck with a context), and join rooms. Broadcasts (Namespace.To, Except,
+// Volatile, Local, Compress, Timeout, then Emit or EmitWithAck) encode their packet once and
+// queue the same bytes for every recipient; a slow client never delays the others, and one
+// that does not keep up is disconnected once its connection's bounded queue is full.
+// Rooms and server-side operations (FetchSockets, SocketsJoin, SocketsLeave,
+// DisconnectSockets, ServerSideEmit) go through the namespace's Adapter: NewInMemoryAdapter
+// by default, a cluster adapter across servers.
+//
+// Event handlers of one socket run one at a time, in arrival order, on a goroutine of the
+// socket's own, while its connection goes on reading: a handler may wait for an
+// acknowledgement. Middleware and connection handlers run on the connection's goroutine
+// before the socket's first event. Disconnect reasons are the Node server's ("client
+// namespace disconnect", "server namespace disconnect", "transport close", "ping
+// timeout", ...).
 //
 // # Packets
 //
