@@ -49,8 +49,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: duplex <command> [flags]
 
 commands:
-  serve   serve the demo endpoints (/echo: WebSocket echo) on --addr; --fixture adds the
-          Engine.IO conformance fixture at /engine.io/
+  serve   serve the demo endpoints on --addr (/echo: WebSocket echo; /socket.io/: Socket.IO
+          with echo, join, leave, broadcast); --fixture serves the protocol suites' fixtures
+          at /socket.io/ and /engine.io/
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
   help    show this help
 `)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/duplexio/duplex/engineio"
+	"github.com/duplexio/duplex/socketio"
 	"github.com/duplexio/duplex/ws"
 )
 
@@ -22,11 +23,11 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	addr := fs.String("addr", "127.0.0.1:3000", "address to listen on (host:port)")
 	readLimit := fs.Int64("read-limit", ws.DefaultReadLimit, "largest WebSocket message accepted, in bytes")
 	compress := fs.Bool("compress", false, "accept permessage-deflate compression from clients that offer it")
-	fixture := fs.Bool("fixture", false, "also serve, at /engine.io/, the Engine.IO server the official protocol test suite expects\n(every message echoed; ping interval 300ms, ping timeout 200ms, max payload 1000000, CORS for any origin)")
+	fixture := fs.Bool("fixture", false, "serve the conformance fixtures the official protocol test suites expect: Engine.IO at /engine.io/\n(every message echoed) and Socket.IO at /socket.io/ (connect timeout 1s); both with ping interval 300ms,\nping timeout 200ms, max payload 1000000, CORS for any origin")
 	var eo engineOptions
-	fs.DurationVar(&eo.pingInterval, "ping-interval", 0, "Engine.IO ping interval (default 25s, 300ms with --fixture)")
-	fs.DurationVar(&eo.pingTimeout, "ping-timeout", 0, "Engine.IO ping timeout (default 20s, 200ms with --fixture)")
-	fs.Int64Var(&eo.maxPayload, "max-payload", 0, "largest Engine.IO POST body or WebSocket message, in bytes (default 1000000)")
+	fs.DurationVar(&eo.pingInterval, "ping-interval", 0, "Engine.IO ping interval of /socket.io/ and /engine.io/ (default 25s, 300ms with --fixture)")
+	fs.DurationVar(&eo.pingTimeout, "ping-timeout", 0, "Engine.IO ping timeout of /socket.io/ and /engine.io/ (default 20s, 200ms with --fixture)")
+	fs.Int64Var(&eo.maxPayload, "max-payload", 0, "largest Engine.IO POST body or WebSocket message of /socket.io/ and /engine.io/, in bytes (default 1000000)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,12 +45,24 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	mux := http.NewServeMux()
 	mux.Handle("/echo", echoHandler(upgrader, logger))
 	var engine *engineio.Server
+	var sio *socketio.Server
 	if *fixture {
 		engine = fixtureEngine(eo, logger)
 		mux.Handle(engineio.DefaultPath, engine)
+		sio = fixtureSocketIO(eo, logger)
+	} else {
+		sio = newSocketIO(newEngine(eo, logger), 0, logger)
 	}
+	mux.Handle(socketio.DefaultPath, sio)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "duplex serving on http://%s (WebSocket echo at ws://%s/echo)\n", ln.Addr(), ln.Addr())
+	what := "Socket.IO"
+	if *fixture {
+		what = "Socket.IO fixture"
+	}
+	fmt.Fprintf(stdout, "%s at http://%s%s (ping interval %v, ping timeout %v, max payload %d)\n",
+		what, ln.Addr(), socketio.DefaultPath, durationOr(sio.Engine().PingInterval, engineio.DefaultPingInterval),
+		durationOr(sio.Engine().PingTimeout, engineio.DefaultPingTimeout), int64Or(sio.Engine().MaxHTTPBufferSize, engineio.DefaultMaxHTTPBufferSize))
 	if engine != nil {
 		fmt.Fprintf(stdout, "Engine.IO fixture at http://%s%s (ping interval %v, ping timeout %v, max payload %d)\n",
 			ln.Addr(), engineio.DefaultPath, engine.PingInterval, engine.PingTimeout, engine.MaxHTTPBufferSize)
@@ -64,10 +77,11 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Engine.IO first: it answers the pending long polls, which http.Server.Shutdown would
-	// otherwise wait for.
+	// Engine.IO and Socket.IO first: they answer the pending long polls, which
+	// http.Server.Shutdown would otherwise wait for.
+	err = sio.Shutdown(shutdownCtx)
 	if engine != nil {
-		err = engine.Shutdown(shutdownCtx)
+		err = errors.Join(err, engine.Shutdown(shutdownCtx))
 	}
 	err = errors.Join(err, srv.Shutdown(shutdownCtx), upgrader.Shutdown(shutdownCtx))
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
@@ -164,4 +178,20 @@ func fixtureEngine(o engineOptions, logger *slog.Logger) *engineio.Server {
 		}
 	}
 	return e
+}
+
+// durationOr returns d, or def when d is 0 (a server option left at its default).
+func durationOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// int64Or returns n, or def when n is 0.
+func int64Or(n, def int64) int64 {
+	if n == 0 {
+		return def
+	}
+	return n
 }
