@@ -583,7 +583,8 @@ func TestAMessageOverTheByteBoundGoesAloneInAnEmptyQueue(t *testing.T) {
 }
 
 func TestSendBatchKeepsItsMessagesTogether(t *testing.T) {
-	ts := newTestServer(t, &Server{MaxQueuedPackets: 4}, nil)
+	// Four senders may each add a batch of two after seeing the queue empty: 16 leaves room.
+	ts := newTestServer(t, &Server{MaxQueuedPackets: 16}, nil)
 	s := ts.openPolling()
 	const senders, batches = 4, 50
 	var wg sync.WaitGroup
@@ -629,7 +630,7 @@ func TestSendBatchKeepsItsMessagesTogether(t *testing.T) {
 			t.Fatalf("messages %d, %d: %q %q are not a text and its binary twin", i, i+1, text, bin)
 		}
 	}
-	if err := s.SendBatch(make([]Outgoing, 5), 0); !errors.Is(err, ErrQueueFull) {
+	if err := s.SendBatch(make([]Outgoing, 17), 0); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("batch over MaxQueuedPackets: %v", err)
 	}
 }
