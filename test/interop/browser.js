@@ -1,6 +1,6 @@
 // Headless Chromium peer (Debian's /usr/bin/chromium driven by playwright-core).
 // usage: node browser.js   then one JSON command per stdin line:
-//   {"id":N, "page":"http://127.0.0.1:P/", "scenario":"echo"|"close"|"awaitClose"|"connect", "args":{...}}
+//   {"id":N, "page":"http://127.0.0.1:P/", "scenario":"echo"|"close"|"awaitClose"|"connect"|"call", "args":{...}}
 // Each command opens a fresh tab on `page`, loads pattern.js into it and runs the
 // scenario there (echo: args.steps are {type, size, data?}, data naming a payload
 // generator of pattern.js); the answer is {"id":N, "result":...} or {"id":N, "error":"..."}.
@@ -69,6 +69,12 @@ const scenarios = {
     return new Promise((resolve) => {
       ws.onclose = (e) => resolve({ op: 'close', opened, errored, protocol: ws.protocol, code: e.code, reason: e.reason, wasClean: e.wasClean });
     });
+  },
+  // call: runs window[args.fn](args.args), a function of a script the page loaded itself
+  // (the Socket.IO tests' page loads socket.io-client's bundle and sio-browser.js).
+  async call({ fn, args }) {
+    if (typeof window[fn] !== 'function') throw new Error(`the page has no function ${fn}`);
+    return window[fn](args);
   },
 };
 
