@@ -34,7 +34,7 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 		s.closeNow(ReasonTransportError, errOverlap)
 		return
 	}
-	if len(s.queue) == 0 && !s.noopPending && sessionState(s.state.Load()) != stateClosed {
+	if len(s.queue) == 0 && !s.noopPending && sessionState(s.state.Load()) == stateOpen {
 		wake := make(chan struct{}, 1)
 		s.pollWake = wake
 		s.mu.Unlock()
@@ -68,8 +68,18 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 		batch = []outPacket{{Packet: Packet{Type: t}}}
 	} else {
 		batch = s.takeLocked(int(srv.cfg.maxBuffer))
-		if len(batch) == 0 {
+		switch {
+		case len(batch) > 0:
+		case sessionState(s.state.Load()) == stateClosing:
+			// The close packet goes alone, once the queue is out: a client handles a close
+			// packet before the Socket.IO packets of the same response, so it would see
+			// "transport close" before the server's DISCONNECT.
+			batch = []outPacket{{Packet: Packet{Type: Close}}}
+		default:
 			batch = []outPacket{{Packet: Packet{Type: Noop}}}
+		}
+		if sessionState(s.state.Load()) == stateClosing {
+			s.armLocked(min(srv.cfg.pingTimeout, pollingCloseGrace)) // for the next poll
 		}
 	}
 	s.mu.Unlock()

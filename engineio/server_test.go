@@ -713,3 +713,21 @@ func TestPerMessageDeflateIsNegotiatedWhenEnabled(t *testing.T) {
 		})
 	}
 }
+
+func TestAClosingPollingSessionSendsItsClosePacketAloneAfterItsQueue(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	s := ts.openPolling()
+	if err := s.Send([]byte("last words"), Text); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil); body != "4last words" {
+		t.Fatalf("first poll %q, want the queue without the close packet", body)
+	}
+	if _, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil); body != "1" {
+		t.Fatalf("second poll %q, want the close packet", body)
+	}
+	if e := ts.nextClose(); e.reason != ReasonForcedClose {
+		t.Fatalf("reason %q", e.reason)
+	}
+}

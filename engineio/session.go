@@ -338,7 +338,7 @@ func (s *Session) receive(p Packet) bool {
 
 // closeGracefully starts closing the session: nothing more is delivered or accepted, the
 // queue is written out, and the transport then closed. A polling client gets a close packet
-// in its next poll; if none comes within pollingCloseGrace (or PingTimeout if shorter), the
+// alone in the poll that finds the queue empty; if none comes within pollingCloseGrace (or PingTimeout if shorter), the
 // session ends anyway: a live client polls again as soon as its previous poll is answered.
 func (s *Session) closeGracefully(reason CloseReason) {
 	s.mu.Lock()
@@ -351,7 +351,8 @@ func (s *Session) closeGracefully(reason CloseReason) {
 	probe := s.probe
 	s.probe = nil
 	if s.conn == nil {
-		s.pushLocked(outPacket{Packet: Packet{Type: Close}})
+		// The poll that finds the queue empty takes the close packet.
+		s.kickLocked()
 		s.armLocked(min(s.srv.cfg.pingTimeout, pollingCloseGrace))
 		s.mu.Unlock()
 	} else {
