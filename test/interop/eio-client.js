@@ -1,6 +1,6 @@
 // Node `engine.io-client` peer of the duplex Engine.IO server (engineio_test.go).
 // usage: node eio-client.js URL '{"opts":{engine.io-client options}, "binaryType":"nodebuffer"|"arraybuffer",
-//                                 "steps":[...], "timeoutMs":N}'
+//                                 "steps":[...], "timeoutMs":N, "probeDelayMs":N}'
 // URL is the origin (http://127.0.0.1:PORT); opts go to `new Socket(URL, opts)` as they are
 // (transports, upgrade, forceBase64, path...).
 //
@@ -50,6 +50,12 @@ setTimeout(() => fail('eio-client: timeout'), args.timeoutMs || 60000).unref();
 
 const socket = new Socket(url, args.opts || {});
 if (args.binaryType) socket.binaryType = args.binaryType;
+if (args.probeDelayMs) {
+  // Start the upgrade probe that long after the open, so that traffic flows over polling
+  // first (the stream test needs messages on both sides of the switch).
+  const probe = socket._probe.bind(socket);
+  socket._probe = (name) => setTimeout(() => { if (socket.readyState === 'open') probe(name); }, args.probeDelayMs);
+}
 const inbox = new Inbox();
 let upgraded = false;
 let closed = false;

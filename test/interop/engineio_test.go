@@ -110,10 +110,15 @@ func startEIOClient(t *testing.T, base string, mode eioMode, extra map[string]an
 	for k, v := range mode.opts {
 		opts[k] = v
 	}
+	args := map[string]any{"opts": opts, "steps": steps, "timeoutMs": int(eioTimeout / time.Millisecond)}
 	for k, v := range extra {
+		if k == "probeDelayMs" { // an argument of eio-client.js, not a client option
+			args[k] = v
+			continue
+		}
 		opts[k] = v
 	}
-	js, err := json.Marshal(map[string]any{"opts": opts, "steps": steps, "timeoutMs": int(eioTimeout / time.Millisecond)})
+	js, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -664,7 +669,7 @@ func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEve
 	if mode.name != "upgrade" {
 		t.Fatal("eioModes[2] is not the upgrade mode")
 	}
-	c := startEIOClient(t, srv.url, mode, nil, []eioStep{{Op: "stream", After: after, Max: max, IntervalMs: clientEveryMs, PerTick: perTick}, {Op: "close"}})
+	c := startEIOClient(t, srv.url, mode, map[string]any{"probeDelayMs": 300}, []eioStep{{Op: "stream", After: after, Max: max, IntervalMs: clientEveryMs, PerTick: perTick}, {Op: "close"}})
 	c.open(t, mode)
 	es := srv.session(t)
 
