@@ -1,5 +1,7 @@
 // Package bench holds the side-by-side benchmark harness for duplex's ws
 // package: echo servers per library (internal/servers), a library-neutral load
 // generator (internal/load, cmd/load), the runner (cmd/compare), the smoke
-// tests that keep them honest and Go microbenchmarks. See README.md.
+// tests that keep them honest and Go microbenchmarks; and the comparisons of
+// duplex's engineio and socketio servers with Node's engine.io and socket.io
+// (cmd/eiocompare, cmd/siocompare). See README.md.
 package bench

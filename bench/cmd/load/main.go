@@ -13,6 +13,16 @@
 // -size character text message and waiting for its echo (-inflight is 1);
 // with -idle, N idle sessions (polling ones each hold a pending long-poll GET).
 //
+// With -proto sio it speaks Socket.IO v5 over Engine.IO v4 WebSocket sessions
+// (path default /socket.io/): -conns clients, each a closed loop emitting
+// 42<id>["echo","<-size characters>"] and waiting for its ack (-inflight k:
+// k events in one write, then their k acks); with -idle, N idle clients
+// connected to the main namespace. With -proto sio-bcast,
+// -conns clients join -room and a control client asks the server (event
+// "bcast") for -warmup-messages, then -messages back to back, then
+// -paced-messages one every -interval, each of -size characters; it prints
+// one JSON line of deliveries/s and latencies.
+//
 // With -deflate OFFER it negotiates permessage-deflate (RFC 7692) with that
 // offer, sends JSON-like text compressed with compress/flate, inflates the
 // echoes and checks them byte for byte.
@@ -35,9 +45,9 @@ import (
 
 func main() {
 	var cfg load.Config
-	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade), tcp (same bytes, no framing), eio-websocket or eio-polling (Engine.IO v4 sessions)")
+	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade), tcp (same bytes, no framing), eio-websocket or eio-polling (Engine.IO v4 sessions), sio (Socket.IO event+ack) or sio-bcast (Socket.IO broadcast)")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server address (loopback)")
-	flag.StringVar(&cfg.Path, "path", "", `request path for the upgrade (default "/"; Engine.IO: "/engine.io/")`)
+	flag.StringVar(&cfg.Path, "path", "", `request path for the upgrade (default "/"; Engine.IO: "/engine.io/"; Socket.IO: "/socket.io/")`)
 	flag.IntVar(&cfg.Conns, "conns", 1, "connections")
 	flag.IntVar(&cfg.Payload, "size", 16, "payload bytes per message")
 	flag.IntVar(&cfg.InFlight, "inflight", 1, "messages in flight per connection (1 = closed loop)")
@@ -46,6 +56,11 @@ func main() {
 	flag.Int64Var(&cfg.MaxMsgs, "max-msgs", 0, "cap on messages per connection (0 = time only)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this process's CPU time over the window")
 	flag.StringVar(&cfg.Deflate, "deflate", "", `permessage-deflate offer, e.g. "permessage-deflate; client_max_window_bits" (JSON-like text messages, compressed; "" = off)`)
+	room := flag.String("room", "bench", "with -proto sio-bcast: the room the clients join")
+	messages := flag.Int("messages", 200, "with -proto sio-bcast: messages of the measured burst")
+	warmupMessages := flag.Int("warmup-messages", 20, "with -proto sio-bcast: messages of the unmeasured first burst")
+	pacedMessages := flag.Int("paced-messages", 50, "with -proto sio-bcast: messages of the paced phase (0 skips it)")
+	interval := flag.Duration("interval", 20*time.Millisecond, "with -proto sio-bcast: time between paced messages")
 	idle := flag.Int("idle", 0, "open this many idle connections instead of running traffic")
 	hold := flag.Duration("hold", 2*time.Minute, "with -idle: longest time to hold the connections")
 	flag.Parse()
@@ -63,8 +78,29 @@ func main() {
 	case "eio-websocket", "eio-polling":
 		runEIO(ctx, cfg, strings.TrimPrefix(*proto, "eio-"), *idle, *hold)
 		return
+	case "sio":
+		runSIO(ctx, cfg, *idle, *hold)
+		return
+	case "sio-bcast":
+		bc := load.SIOBroadcastConfig{Addr: cfg.Addr, Path: cfg.Path, Clients: cfg.Conns, Room: *room, Size: cfg.Payload,
+			WarmupMessages: *warmupMessages, Messages: *messages, PacedMessages: *pacedMessages, Interval: *interval, ServerPID: cfg.ServerPID}
+		res, err := load.RunSIOBroadcast(ctx, bc)
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		for _, ph := range res.Phases {
+			log.Printf("%s: %d clients × %d messages of %d characters: %.0f deliveries/s, p50 %.1f µs, p99 %.1f µs",
+				ph.Name, res.Clients, ph.Messages, res.Size, ph.PerSec, ph.P50us, ph.P99us)
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		if res.Errors > 0 {
+			log.Printf("first error: %s", res.FirstError)
+			os.Exit(1)
+		}
+		return
 	default:
-		log.Fatalf("-proto must be ws, tcp, eio-websocket or eio-polling")
+		log.Fatalf("-proto must be ws, tcp, eio-websocket, eio-polling, sio or sio-bcast")
 	}
 	if cfg.Path == "" {
 		cfg.Path = "/"
@@ -129,6 +165,37 @@ func runEIO(ctx context.Context, cfg load.Config, transport string, idle int, ho
 		return
 	}
 	res, err := load.RunEIO(ctx, ec)
+	if err != nil {
+		log.Fatal(err)
+	}
+	report(res)
+	if res.Errors > 0 {
+		log.Printf("first error: %s", res.FirstError)
+		os.Exit(1)
+	}
+}
+
+// runSIO is the Socket.IO event+ack mode: a closed loop per client, or idle
+// clients.
+func runSIO(ctx context.Context, cfg load.Config, idle int, hold time.Duration) {
+	sc := load.SIOConfig{Addr: cfg.Addr, Path: cfg.Path, Clients: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight,
+		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID}
+	if idle > 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		go func() { // stdin closing ends the hold early
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
+		sc.Clients = idle
+		err := load.IdleSIO(ctx, sc, hold, func() {
+			fmt.Printf("{\"idle_clients\":%d}\n", idle)
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	res, err := load.RunSIO(ctx, sc)
 	if err != nil {
 		log.Fatal(err)
 	}

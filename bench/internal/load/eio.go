@@ -32,16 +32,17 @@ const (
 // EIOConfig describes one Engine.IO echo run: Sessions sessions, each a
 // closed loop that sends a text message and waits for its echo.
 type EIOConfig struct {
-	Addr      string
-	Path      string // "" → "/engine.io/"
-	Transport string // EIOWebSocket or EIOPolling
-	Sessions  int
-	Payload   int // characters of each message's text (the packet adds the type digit)
-	Warmup    time.Duration
-	Duration  time.Duration
-	MaxMsgs   int64         // per-session cap on messages; 0 → time only
-	Grace     time.Duration // wait for the last echo after the window; 0 → 5 s
-	ServerPID int           // if > 0, CPU time and syscalls of this process are sampled over the window
+	Addr       string
+	Path       string // "" → "/engine.io/"
+	Transport  string // EIOWebSocket or EIOPolling
+	Sessions   int
+	Payload    int // characters of each message's text (the packet adds the type digit)
+	Warmup     time.Duration
+	Duration   time.Duration
+	MaxMsgs    int64         // per-session cap on messages; 0 → time only
+	Grace      time.Duration // wait for the last echo after the window; 0 → 5 s
+	ServerPID  int           // if > 0, CPU time and syscalls of this process are sampled over the window
+	ReadBuffer int           // bytes of each connection's read buffer; 0 → sized from Payload
 }
 
 // eioOpen is the part of the open packet the load needs.
@@ -206,7 +207,12 @@ func (s *eioSession) openPolling(ctx context.Context, post bool) error {
 
 // readBuf sizes a connection's read buffer: small for idle sessions, room
 // for a few whole echoes otherwise.
-func (s *eioSession) readBuf() int { return max(512, min(s.cfg.Payload+512, 64<<10)) }
+func (s *eioSession) readBuf() int {
+	if s.cfg.ReadBuffer > 0 {
+		return s.cfg.ReadBuffer
+	}
+	return max(512, min(s.cfg.Payload+512, 64<<10))
+}
 
 func (s *eioSession) close() {
 	for _, c := range []*Conn{s.ws, s.get, s.post} {
