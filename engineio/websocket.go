@@ -226,11 +226,19 @@ func (s *Session) writeLoop(conn *ws.Conn) {
 		}
 		batch, s.queue, s.spare = s.queue, s.spare, nil
 		s.mu.Unlock()
-		for _, p := range batch {
-			if err := s.writePacket(conn, p, scratch); err != nil {
-				s.closeNow(ReasonTransportError, err)
-				return
+		// One Batch: the packets go out together, in as few system calls as the write
+		// buffer allows, not one each.
+		err := conn.Batch(context.Background(), func() error {
+			for _, p := range batch {
+				if err := s.writePacket(conn, p, scratch); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			s.closeNow(ReasonTransportError, err)
+			return
 		}
 	}
 }

@@ -89,6 +89,8 @@ type Conn struct {
 	// readBuffered is true while frames that were read from the socket wait in the read
 	// buffer; writes made then are coalesced and flushed before the next socket read.
 	readBuffered atomic.Bool
+	// batching counts the Batch calls running: their messages wait in the write buffer.
+	batching atomic.Int32
 
 	// Write side, guarded by wmu. dataMu makes a data message (possibly fragmented) atomic
 	// with respect to other data messages; control frames may go between its fragments.

@@ -207,7 +207,7 @@ func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, rsv ui
 		if h.Masked {
 			MaskBytes(h.Mask, 0, (*c.wb)[start:])
 		}
-		if coalesce && c.readBuffered.Load() {
+		if coalesce && c.holdFlush() {
 			c.deferFlush()
 			return nil
 		}
@@ -228,7 +228,7 @@ func (c *Conn) writeEncodedLocked(ctx context.Context, frame []byte) error {
 	}
 	if len(*c.wb)+len(frame) <= cap(*c.wb) {
 		*c.wb = append(*c.wb, frame...)
-		if c.readBuffered.Load() {
+		if c.holdFlush() {
 			c.deferFlush()
 			return nil
 		}
@@ -304,6 +304,29 @@ func (c *Conn) writeDone(ctx context.Context, stop func() bool, err error) error
 	if err != nil {
 		c.writeErr = err
 		c.CloseNow()
+	}
+	return err
+}
+
+// holdFlush reports whether frames should wait in the write buffer: the reader holds frames
+// not yet handled (their answers will follow), or a Batch is running.
+func (c *Conn) holdFlush() bool { return c.readBuffered.Load() || c.batching.Load() > 0 }
+
+// Batch runs f and writes the messages f writes together: they wait in the write buffer
+// (flushed whenever it fills) and go out in as few system calls as possible when f
+// returns. It returns f's error, or the error of the final flush. A Batch costs nothing
+// when f writes one message; many small messages to one peer (a queue being drained) are
+// where it pays. Other goroutines may write meanwhile: their messages join the batch.
+func (c *Conn) Batch(ctx context.Context, f func() error) error {
+	c.batching.Add(1)
+	err := f()
+	if c.batching.Add(-1) == 0 {
+		c.wmu.Lock()
+		ferr := c.flushLocked(ctx)
+		c.wmu.Unlock()
+		if err == nil {
+			err = ferr
+		}
 	}
 	return err
 }
