@@ -19,8 +19,7 @@ var ErrReservedEvent = errors.New("socketio: reserved event name")
 var ErrAckTimeout = errors.New("socketio: acknowledgement timed out")
 
 func checkEvent(event string) error {
-	switch event {
-	case "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener":
+	if IsReservedEvent(event) {
 		return fmt.Errorf("%w: %q", ErrReservedEvent, event)
 	}
 	return nil
