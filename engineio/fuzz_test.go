@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/duplexio/duplex/internal/jsonstr"
 )
 
 // FuzzParsePacket checks that ParsePacket never panics, that every error matches
@@ -176,7 +178,7 @@ func FuzzHandshakeJSON(f *testing.F) {
 			// encoding/json escapes <, >, & and U+2028/9 where JSON.stringify does not;
 			// both must decode to the same string.
 			var a, b string
-			if json.Unmarshal(m, &a) != nil || json.Unmarshal(appendJSONString(nil, sid), &b) != nil || a != b {
+			if json.Unmarshal(m, &a) != nil || json.Unmarshal(jsonstr.Append(nil, sid), &b) != nil || a != b {
 				t.Fatalf("escaping of %q differs from encoding/json", sid)
 			}
 		}

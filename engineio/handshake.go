@@ -3,7 +3,8 @@ package engineio
 import (
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/duplexio/duplex/internal/jsonstr"
 )
 
 // Handshake is the JSON data of the Open packet, with which the server starts a session.
@@ -30,13 +31,13 @@ type Handshake struct {
 // allocates only when dst must grow.
 func (h Handshake) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"sid":`...)
-	dst = appendJSONString(dst, h.SID)
+	dst = jsonstr.Append(dst, h.SID)
 	dst = append(dst, `,"upgrades":[`...)
 	for i, u := range h.Upgrades {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, u)
+		dst = jsonstr.Append(dst, u)
 	}
 	dst = append(dst, `],"pingInterval":`...)
 	dst = strconv.AppendInt(dst, int64(h.PingInterval), 10)
@@ -131,57 +132,7 @@ func AppendErrorJSON(dst []byte, c ErrorCode, message string) []byte {
 	dst = strconv.AppendInt(dst, int64(c), 10)
 	if message != "" {
 		dst = append(dst, `,"message":`...)
-		dst = appendJSONString(dst, message)
+		dst = jsonstr.Append(dst, message)
 	}
 	return append(dst, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaped as JSON.stringify does: the quote,
-// the backslash, and control characters (\b \f \n \r \t, others as \u00XX); everything else
-// as is, including '<', '>', '&', U+2028 and U+2029. Invalid UTF-8 becomes \ufffd.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

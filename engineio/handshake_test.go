@@ -100,21 +100,3 @@ func TestErrorJSONHasNodeMessages(t *testing.T) {
 		t.Errorf("String = %q", got)
 	}
 }
-
-func TestJSONStringEscapesLikeJSONStringify(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", `""`},
-		{"plain", `"plain"`},
-		{`"\`, `"\"\\"`},
-		{"\b\f\n\r\t", `"\b\f\n\r\t"`},
-		{"\x00\x1f\x1e\x7f", `"\u0000\u001f\u001e` + "\x7f" + `"`},
-		{"<script>&</script>", `"<script>&</script>"`},
-		{"é世🎉\u2028", "\"é世🎉\u2028\""},
-		{"a\xffb\xc3", `"a\ufffdb\ufffd"`},
-	}
-	for _, tt := range tests {
-		if got := appendJSONString(nil, tt.in); string(got) != tt.want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}

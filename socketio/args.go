@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/duplexio/duplex/internal/jsonstr"
 )
 
 // Args are the arguments of an event (the elements after its name) or of an ack (all the
@@ -275,7 +277,7 @@ func (a Args) Values() ([]any, error) {
 func AppendArgs(dst []byte, head string, args []any) (out []byte, attachments [][]byte, err error) {
 	e := argEncoder{buf: append(dst, '[')}
 	if head != "" {
-		e.buf = appendString(e.buf, head)
+		e.buf = jsonstr.Append(e.buf, head)
 	}
 	for i, arg := range args {
 		if i > 0 || head != "" {
@@ -316,7 +318,7 @@ func (e *argEncoder) value(v any, depth int) error {
 		}
 		e.buf = append(e.buf, x...)
 	case string:
-		e.buf = appendString(e.buf, x)
+		e.buf = jsonstr.Append(e.buf, x)
 	case bool:
 		e.buf = strconv.AppendBool(e.buf, x)
 	case int:
@@ -385,7 +387,7 @@ func (e *argEncoder) value(v any, depth int) error {
 			if i > 0 {
 				e.buf = append(e.buf, ',')
 			}
-			e.buf = appendString(e.buf, k)
+			e.buf = jsonstr.Append(e.buf, k)
 			e.buf = append(e.buf, ':')
 			if err := e.value(x[k], depth+1); err != nil {
 				return err

@@ -383,55 +383,6 @@ func skipValue(data []byte, i int) int {
 	return -1
 }
 
-// appendString appends s as a JSON string, escaping what JSON requires (quote, backslash,
-// control characters) and writing each byte of invalid UTF-8 as \ufffd, as encoding/json
-// does. Unlike encoding/json it leaves <, > and & as they are, like JSON.stringify.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
 // appendFloat appends f as JavaScript writes a number (and encoding/json a float): plain
 // decimal from 1e-6 up to 1e21, exponent form outside, shortest digits that read back the
 // same value. f must be finite. Negative zero is written as 0, as JavaScript does.
