@@ -172,6 +172,9 @@ func TestSendPastTheQueueBoundsClosesTheSession(t *testing.T) {
 			if e := ts.nextClose(); e.reason != ReasonQueueFull || !errors.Is(e.err, ErrQueueFull) {
 				t.Fatalf("closed with %q %v", e.reason, e.err)
 			}
+			if reason, err := s.Err(); reason != ReasonQueueFull || !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("Err() = %q, %v", reason, err)
+			}
 			if err := s.Send([]byte("late"), Text); !errors.Is(err, ErrSessionClosed) {
 				t.Fatalf("send after close: %v", err)
 			}
@@ -182,6 +185,9 @@ func TestSendPastTheQueueBoundsClosesTheSession(t *testing.T) {
 func TestWritableAndDrainFollowTheQueue(t *testing.T) {
 	ts := newTestServer(t, &Server{}, nil)
 	s := ts.openPolling()
+	if reason, err := s.Err(); reason != "" || err != nil {
+		t.Fatalf("Err() of an open session = %q, %v", reason, err)
+	}
 	if !s.Writable() {
 		t.Fatal("a session with nothing queued is not writable")
 	}
@@ -729,5 +735,50 @@ func TestAClosingPollingSessionSendsItsClosePacketAloneAfterItsQueue(t *testing.
 	}
 	if e := ts.nextClose(); e.reason != ReasonForcedClose {
 		t.Fatalf("reason %q", e.reason)
+	}
+}
+
+func TestCORSHeaders(t *testing.T) {
+	preflight := http.Header{"Origin": {"https://app.example"}, "Access-Control-Request-Headers": {"x-token"}}
+	for _, tc := range []struct {
+		name   string
+		cors   *CORSOptions
+		method string
+		header http.Header
+		want   map[string]string // "" means absent
+	}{
+		{"any origin", &CORSOptions{Origins: []string{"*"}}, "GET", http.Header{"Origin": {"https://a.example"}},
+			map[string]string{"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Credentials": ""}},
+		{"any origin with credentials echoes it", &CORSOptions{Origins: []string{"*"}, Credentials: true}, "GET", http.Header{"Origin": {"https://a.example"}},
+			map[string]string{"Access-Control-Allow-Origin": "https://a.example", "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}},
+		{"listed origin", &CORSOptions{Origins: []string{"https://a.example"}, ExposedHeaders: []string{"X-One", "X-Two"}}, "GET", http.Header{"Origin": {"https://a.example"}},
+			map[string]string{"Access-Control-Allow-Origin": "https://a.example", "Access-Control-Expose-Headers": "X-One,X-Two"}},
+		{"unlisted origin", &CORSOptions{Origins: []string{"https://a.example"}}, "GET", http.Header{"Origin": {"https://evil.example"}},
+			map[string]string{"Access-Control-Allow-Origin": "", "Vary": "Origin"}},
+		{"AllowOrigin decides", &CORSOptions{Origins: []string{"*"}, AllowOrigin: func(o string) bool { return o == "https://b.example" }}, "GET", http.Header{"Origin": {"https://b.example"}},
+			map[string]string{"Access-Control-Allow-Origin": "https://b.example"}},
+		{"preflight defaults", &CORSOptions{Origins: []string{"https://app.example"}, MaxAge: time.Hour}, "OPTIONS", preflight,
+			map[string]string{"Access-Control-Allow-Origin": "https://app.example", "Access-Control-Allow-Methods": "GET,HEAD,PUT,PATCH,POST,DELETE",
+				"Access-Control-Allow-Headers": "x-token", "Access-Control-Max-Age": "3600"}},
+		{"preflight configured", &CORSOptions{Origins: []string{"*"}, Methods: []string{"GET", "POST"}, Headers: []string{"Authorization"}}, "OPTIONS", preflight,
+			map[string]string{"Access-Control-Allow-Methods": "GET,POST", "Access-Control-Allow-Headers": "Authorization", "Access-Control-Max-Age": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, &Server{CORS: tc.cors}, nil)
+			resp, _ := ts.do(tc.method, "transport=polling", "", tc.header)
+			wantStatus := 200
+			if tc.method == "OPTIONS" {
+				wantStatus = http.StatusNoContent
+			}
+			if resp.StatusCode != wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, wantStatus)
+			}
+			for name, want := range tc.want {
+				got := strings.Join(resp.Header.Values(name), ", ")
+				if got != want {
+					t.Errorf("%s: %q, want %q", name, got, want)
+				}
+			}
+		})
 	}
 }

@@ -240,7 +240,7 @@ func (a *InMemoryAdapter) matched(opts BroadcastOptions) []*Socket {
 // queues the same bytes, and a slow one never delays the others.
 func (a *InMemoryAdapter) Broadcast(p *EncodedPacket, opts BroadcastOptions) {
 	for _, s := range a.matched(opts) {
-		s.client.writeEncoded(p, opts.Volatile, opts.NoCompress)
+		_ = s.client.write(p, opts.Volatile, opts.NoCompress) // a failed write closes that connection alone
 	}
 }
 
@@ -251,7 +251,7 @@ func (a *InMemoryAdapter) BroadcastWithAck(p *EncodedPacket, ackID uint64, opts 
 		if !s.expectAck(ackID, onAck) {
 			continue
 		}
-		if s.client.writeEncoded(p, opts.Volatile, opts.NoCompress) {
+		if s.client.write(p, opts.Volatile, opts.NoCompress) == nil {
 			n++
 		} else {
 			s.cancelAck(ackID)

@@ -212,11 +212,6 @@ func (c *client) write(p *EncodedPacket, volatile, noCompress bool) error {
 	return c.conn.SendBatch(batch, flags)
 }
 
-// writeEncoded is write for a broadcast: it reports whether the packet was queued.
-func (c *client) writeEncoded(p *EncodedPacket, volatile, noCompress bool) bool {
-	return c.write(p, volatile, noCompress) == nil
-}
-
 func (c *client) sendConnect(s *Socket) {
 	data, _ := json.Marshal(struct {
 		SID string `json:"sid"`
