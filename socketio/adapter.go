@@ -3,6 +3,7 @@ package socketio
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Room names a group of sockets of one namespace. Every socket is in the room named by its
@@ -30,6 +31,10 @@ type BroadcastOptions struct {
 type EncodedPacket struct {
 	Text        []byte
 	Attachments [][]byte
+	// Offset is the recovery offset the event carries as its last argument, "" when it is
+	// not kept for connection-state recovery. An adapter keeps packets with an offset for
+	// RestoreSession.
+	Offset string
 }
 
 // SocketInfo describes a socket matched by Adapter.FetchSockets. On a cluster it may live on
@@ -81,6 +86,14 @@ type Adapter interface {
 	// adapter has no one to send it to.
 	ServerSideEmit(event string, args []any) error
 
+	// PersistSession keeps the state of a socket that disconnected for a recoverable
+	// reason (connection-state recovery), for the recovery window.
+	PersistSession(s PersistedSession)
+	// RestoreSession returns, and forgets, the session persisted under pid, with the
+	// packets broadcast after offset that would have reached it, in order. It reports
+	// false when the session is unknown or expired, or the offset is no longer kept.
+	RestoreSession(pid, offset string) (PersistedSession, []*EncodedPacket, bool)
+
 	// Close releases the adapter's resources.
 	Close() error
 }
@@ -101,16 +114,27 @@ type InMemoryAdapter struct {
 	mu    sync.RWMutex
 	rooms map[Room]map[string]struct{}
 	sids  map[string]map[Room]struct{}
+
+	// connection-state recovery (recovery.go)
+	window   time.Duration
+	recMu    sync.Mutex
+	packets  []keptPacket
+	sessions map[string]keptSession
 }
 
 // NewInMemoryAdapter returns the in-memory adapter of a namespace; it is the default
 // NewAdapterFunc.
 func NewInMemoryAdapter(nsp *Namespace) Adapter {
-	return &InMemoryAdapter{
-		local: nsp,
-		rooms: make(map[Room]map[string]struct{}),
-		sids:  make(map[string]map[Room]struct{}),
+	a := &InMemoryAdapter{
+		local:    nsp,
+		rooms:    make(map[Room]map[string]struct{}),
+		sids:     make(map[string]map[Room]struct{}),
+		sessions: make(map[string]keptSession),
 	}
+	if r := nsp.srv.recovery; r != nil {
+		a.window = r.MaxDisconnectionDuration
+	}
+	return a
 }
 
 // AddAll implements Adapter.
@@ -239,6 +263,9 @@ func (a *InMemoryAdapter) matched(opts BroadcastOptions) []*Socket {
 // Broadcast implements Adapter. The packet is encoded once; every recipient's connection
 // queues the same bytes, and a slow one never delays the others.
 func (a *InMemoryAdapter) Broadcast(p *EncodedPacket, opts BroadcastOptions) {
+	if p.Offset != "" {
+		a.keep(p, opts)
+	}
 	for _, s := range a.matched(opts) {
 		_ = s.client.write(p, opts.Volatile, opts.NoCompress) // a failed write closes that connection alone
 	}

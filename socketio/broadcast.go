@@ -83,13 +83,27 @@ func (b *BroadcastOperator) Emit(event string, args ...any) error {
 		return err
 	}
 	for _, nsp := range b.nsp.targets() {
-		p, err := encodeEvent(nsp.name, 0, false, event, args)
+		p, err := nsp.encodeKept(event, args, b.opts.Volatile)
 		if err != nil {
 			return err
 		}
 		nsp.adapter.Broadcast(p, b.opts)
 	}
 	return nil
+}
+
+// encodeKept encodes an event without ack; with connection-state recovery on and unless it
+// is volatile, the event carries a new offset as its last argument and is kept for replay.
+func (nsp *Namespace) encodeKept(event string, args []any, volatile bool) (*EncodedPacket, error) {
+	if nsp.srv.recovery == nil || volatile {
+		return encodeEvent(nsp.name, 0, false, event, args)
+	}
+	offset := nsp.nextOffset()
+	p, err := encodeEvent(nsp.name, 0, false, event, append(slices.Clip(args), offset))
+	if p != nil {
+		p.Offset = offset
+	}
+	return p, err
 }
 
 // EmitWithAck sends the event to every selected socket, each asked to acknowledge it, and

@@ -130,10 +130,17 @@ func (c *client) connect(name string, auth []byte) {
 		c.mu.Unlock()
 		return // already connected there
 	}
-	s := newSocket(nsp, c, auth)
+	var restored *PersistedSession
+	var missed []*EncodedPacket
+	if pid, offset, ok := recoveryAuth(auth); ok && c.srv.recovery != nil {
+		if ps, packets, ok := nsp.adapter.RestoreSession(pid, offset); ok {
+			restored, missed = &ps, packets
+		}
+	}
+	s := newSocket(nsp, c, auth, restored)
 	c.sockets[name] = s
 	c.mu.Unlock()
-	if err := nsp.admit(s); err != nil {
+	if err := nsp.admit(s, missed); err != nil {
 		c.mu.Lock()
 		delete(c.sockets, name)
 		c.mu.Unlock()
@@ -215,7 +222,8 @@ func (c *client) write(p *EncodedPacket, volatile, noCompress bool) error {
 func (c *client) sendConnect(s *Socket) {
 	data, _ := json.Marshal(struct {
 		SID string `json:"sid"`
-	}{s.id})
+		PID string `json:"pid,omitempty"`
+	}{s.id, s.pid})
 	c.sendPacket(&Packet{Type: Connect, Namespace: s.nsp.name, Data: data})
 }
 

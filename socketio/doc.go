@@ -36,6 +36,10 @@
 // DisconnectSockets, ServerSideEmit) go through the namespace's Adapter: NewInMemoryAdapter
 // by default, a cluster adapter across servers.
 //
+// With Options.ConnectionStateRecovery, a client that loses its connection and comes back
+// within the window gets its socket back (id, rooms, data; Socket.Recovered reports it) and
+// the events it missed, replayed in order; see RecoveryOptions.
+//
 // Event handlers of one socket run one at a time, in arrival order, on a goroutine of the
 // socket's own, while its connection goes on reading: a handler may wait for an
 // acknowledgement. Middleware and connection handlers run on the connection's goroutine

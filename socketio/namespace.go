@@ -32,6 +32,9 @@ type Namespace struct {
 	adapter Adapter
 	ackIDs  atomic.Uint64
 
+	offsetPrefix string // recovery offsets: a prefix of this server's run, then a counter
+	offsets      atomic.Uint64
+
 	mu         sync.RWMutex
 	middleware []Middleware
 	handlers   []func(*Socket)
@@ -40,7 +43,7 @@ type Namespace struct {
 }
 
 func newNamespace(srv *Server, name string, parent *Namespace) *Namespace {
-	nsp := &Namespace{srv: srv, name: name, parent: parent, sockets: make(map[string]*Socket)}
+	nsp := &Namespace{srv: srv, name: name, parent: parent, sockets: make(map[string]*Socket), offsetPrefix: newID()[:8] + "-"}
 	nsp.adapter = srv.newAdapter(nsp)
 	return nsp
 }
@@ -102,8 +105,14 @@ func (nsp *Namespace) chain() ([]Middleware, []func(*Socket)) {
 
 // admit runs the middleware for s, then connects it: it joins its own room, the client
 // gets the CONNECT answer, and the connection handlers run.
-func (nsp *Namespace) admit(s *Socket) error {
+//
+// A recovered socket skips the middleware (unless RecoveryOptions.RunMiddlewares), joins
+// its former rooms, and gets the events it missed right after the CONNECT answer.
+func (nsp *Namespace) admit(s *Socket, missed []*EncodedPacket) error {
 	mws, handlers := nsp.chain()
+	if s.recovered && !nsp.srv.recovery.RunMiddlewares {
+		mws = nil
+	}
 	for _, mw := range mws {
 		if err := mw(s); err != nil {
 			return err
@@ -112,8 +121,12 @@ func (nsp *Namespace) admit(s *Socket) error {
 	nsp.mu.Lock()
 	nsp.sockets[s.id] = s
 	nsp.mu.Unlock()
-	nsp.adapter.AddAll(s.id, []Room{Room(s.id)})
+	nsp.adapter.AddAll(s.id, append(s.formerRooms, Room(s.id)))
+	s.formerRooms = nil
 	s.client.sendConnect(s)
+	for _, p := range missed {
+		_ = s.client.write(p, false, false)
+	}
 	for _, h := range handlers {
 		h(s)
 	}

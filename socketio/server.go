@@ -31,6 +31,9 @@ type Options struct {
 	NewAdapter NewAdapterFunc
 	// MaxAttachments bounds the binary attachments of one incoming packet (0: 10).
 	MaxAttachments int
+	// ConnectionStateRecovery, when set, lets a client that lost its connection get back
+	// its socket (id, rooms, data) and the events it missed; see RecoveryOptions.
+	ConnectionStateRecovery *RecoveryOptions
 	// Logger receives a line for each connection closed on a protocol error (nil:
 	// slog.Default()).
 	Logger *slog.Logger
@@ -46,6 +49,7 @@ type Server struct {
 	connectTimeout time.Duration
 	newAdapter     NewAdapterFunc
 	maxAttachments int
+	recovery       *RecoveryOptions // nil: off; else with its defaults applied
 	logger         *slog.Logger
 
 	mu      sync.RWMutex
@@ -89,6 +93,13 @@ func NewServer(opts *Options) *Server {
 	}
 	if srv.logger == nil {
 		srv.logger = slog.Default()
+	}
+	if r := opts.ConnectionStateRecovery; r != nil {
+		rc := *r
+		if rc.MaxDisconnectionDuration <= 0 {
+			rc.MaxDisconnectionDuration = DefaultMaxDisconnectionDuration
+		}
+		srv.recovery = &rc
 	}
 	srv.engine.OnConnection = func(s *engineio.Session) { newClient(srv, s) }
 	srv.Of("/")
@@ -167,8 +178,25 @@ func (srv *Server) Use(mw Middleware) { srv.Of("/").Use(mw) }
 // OnConnection adds a connection handler to the main namespace; see Namespace.OnConnection.
 func (srv *Server) OnConnection(h func(s *Socket)) { srv.Of("/").OnConnection(h) }
 
-// To starts a broadcast on the main namespace to the sockets in room.
+// To starts a broadcast on the main namespace to the sockets in rooms.
 func (srv *Server) To(rooms ...Room) *BroadcastOperator { return srv.Of("/").To(rooms...) }
+
+// In is To.
+func (srv *Server) In(rooms ...Room) *BroadcastOperator { return srv.To(rooms...) }
+
+// Except starts a broadcast on the main namespace to every socket but those in rooms.
+func (srv *Server) Except(rooms ...Room) *BroadcastOperator { return srv.Of("/").Except(rooms...) }
+
+// Volatile starts a broadcast on the main namespace that skips the sockets not ready to
+// write at once.
+func (srv *Server) Volatile() *BroadcastOperator { return srv.Of("/").Volatile() }
+
+// Local starts a broadcast on the main namespace that stays on this server.
+func (srv *Server) Local() *BroadcastOperator { return srv.Of("/").Local() }
+
+// Timeout starts a broadcast on the main namespace whose acknowledgements are awaited at
+// most d.
+func (srv *Server) Timeout(d time.Duration) *BroadcastOperator { return srv.Of("/").Timeout(d) }
 
 // Emit sends an event to every socket of the main namespace.
 func (srv *Server) Emit(event string, args ...any) error { return srv.Of("/").Emit(event, args...) }

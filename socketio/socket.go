@@ -65,6 +65,11 @@ type Socket struct {
 	connected atomic.Bool
 	data      atomic.Value // holds dataBox
 
+	// connection-state recovery
+	pid         string // the private id a client presents to recover the socket; "" when off
+	recovered   bool   // the socket was restored from a persisted session
+	formerRooms []Room // the rooms a recovered socket rejoins when admitted
+
 	mu            sync.Mutex
 	handlers      map[string][]EventHandler
 	anyHandlers   []func(event string, args Args)
@@ -83,7 +88,9 @@ type dataBox struct{ v any }
 // connection stops reading.
 const maxInbox = 1024
 
-func newSocket(nsp *Namespace, c *client, auth []byte) *Socket {
+// newSocket makes a socket for a CONNECT; restored, when not nil, is the persisted session
+// it recovers.
+func newSocket(nsp *Namespace, c *client, auth []byte, restored *PersistedSession) *Socket {
 	s := &Socket{
 		id:        newID(),
 		nsp:       nsp,
@@ -93,8 +100,21 @@ func newSocket(nsp *Namespace, c *client, auth []byte) *Socket {
 	}
 	s.inboxSpace = sync.NewCond(&s.mu)
 	s.connected.Store(true)
+	if nsp.srv.recovery != nil {
+		s.pid = newID()
+	}
+	if restored != nil {
+		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
+		s.formerRooms = restored.Rooms
+		s.SetData(restored.Data)
+	}
 	return s
 }
+
+// Recovered reports whether the socket was restored by connection-state recovery: it has
+// the id, rooms and data it had before its client lost the connection, and received the
+// events it missed.
+func (s *Socket) Recovered() bool { return s.recovered }
 
 // ID returns the socket's id, which differs from the connection's Engine.IO id and from
 // the ids of the client's sockets in other namespaces.
@@ -185,9 +205,14 @@ func (s *Socket) emit(event string, args []any, volatile, noCompress bool) error
 	if !s.connected.Load() {
 		return ErrDisconnected
 	}
-	p, err := encodeEvent(s.nsp.name, 0, false, event, args)
+	p, err := s.nsp.encodeKept(event, args, volatile)
 	if err != nil {
 		return err
+	}
+	if p.Offset != "" {
+		// Kept for recovery: the adapter records it, as a broadcast to the socket's room.
+		s.nsp.adapter.Broadcast(p, BroadcastOptions{Rooms: []Room{Room(s.id)}, NoCompress: noCompress})
+		return nil
 	}
 	return s.client.write(p, volatile, noCompress)
 }
@@ -365,7 +390,12 @@ func (s *Socket) onClose(reason string) {
 		for _, h := range before {
 			h(reason)
 		}
+		rooms := s.Rooms()
 		s.nsp.remove(s)
+		// Persisted once removed: a recovery may reuse the id at once.
+		if s.pid != "" && recoverable(reason) {
+			s.nsp.adapter.PersistSession(PersistedSession{SID: s.id, PID: s.pid, Rooms: rooms, Data: s.Data()})
+		}
 		for _, h := range after {
 			h(reason)
 		}
