@@ -81,7 +81,12 @@ func TestRecoveryRestoresTheSocketAndReplaysWhatItMissed(t *testing.T) {
 	if !ok || len(args) != 3 || args[0] != "hello" {
 		t.Fatalf("event %v carries no offset", args)
 	}
-	// An event with an ack and a volatile one carry no offset.
+	// A volatile event carries no offset. (It is sent once the connection is writable.)
+	select {
+	case <-first.client.conn.Drain():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection never drained")
+	}
 	if ok, err := first.Volatile("light"); !ok || err != nil {
 		t.Fatalf("volatile: %v %v", ok, err)
 	}
