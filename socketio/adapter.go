@@ -35,6 +35,10 @@ type EncodedPacket struct {
 	// not kept for connection-state recovery. An adapter keeps packets with an offset for
 	// RestoreSession.
 	Offset string
+	// Event and Args are the event name and arguments the packet encodes, for the
+	// socket's OnAnyOutgoing handlers; Event is "" for other packets.
+	Event string
+	Args  []any
 }
 
 // SocketInfo describes a socket matched by Adapter.FetchSockets. On a cluster it may live on
@@ -267,6 +271,7 @@ func (a *InMemoryAdapter) Broadcast(p *EncodedPacket, opts BroadcastOptions) {
 		a.keep(p, opts)
 	}
 	for _, s := range a.matched(opts) {
+		s.notifyOutgoing(p)
 		_ = s.client.write(p, opts.Volatile, opts.NoCompress) // a failed write closes that connection alone
 	}
 }
@@ -278,6 +283,7 @@ func (a *InMemoryAdapter) BroadcastWithAck(p *EncodedPacket, ackID uint64, opts 
 		if !s.expectAck(ackID, onAck) {
 			continue
 		}
+		s.notifyOutgoing(p)
 		if s.client.write(p, opts.Volatile, opts.NoCompress) == nil {
 			n++
 		} else {

@@ -230,5 +230,5 @@ func encodeEvent(nsp string, id uint64, hasID bool, event string, args []any) (*
 		p.Type = BinaryEvent
 		p.Attachments = len(attachments)
 	}
-	return &EncodedPacket{Text: AppendPacket(nil, &p), Attachments: attachments}, nil
+	return &EncodedPacket{Text: AppendPacket(nil, &p), Attachments: attachments, Event: event, Args: args}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -324,4 +325,60 @@ func TestDisconnectingSeesTheRoomsThenTheSocketLeavesThem(t *testing.T) {
 	if n := <-left; n != 0 {
 		t.Fatalf("%d rooms after disconnect", n)
 	}
+}
+
+func TestPacketMiddlewareCanDropAnEvent(t *testing.T) {
+	srv, url := newTestServer(t, nil)
+	errs := make(chan error, 1)
+	handled := make(chan string, 4)
+	srv.OnConnection(func(s *Socket) {
+		s.Use(func(event string, args Args) error {
+			if event == "admin" {
+				return errors.New("unauthorized event")
+			}
+			return nil
+		})
+		s.OnError(func(err error) { errs <- err })
+		s.OnAny(func(event string, _ Args) { handled <- "any " + event })
+		s.On("admin", func(Args, AckFunc) { handled <- "admin" })
+		s.On("hello", func(Args, AckFunc) { handled <- "hello" })
+	})
+	c := dialRaw(t, url)
+	c.connect("/")
+	c.send(`2["admin"]`)
+	c.send(`2["hello"]`)
+	if err := recv(t, errs, "middleware error"); err.Error() != "unauthorized event" {
+		t.Fatalf("error %v", err)
+	}
+	for _, want := range []string{"any hello", "hello"} {
+		if got := recv(t, handled, want); got != want {
+			t.Fatalf("handled %q, want %q (the dropped event reached a handler?)", got, want)
+		}
+	}
+}
+
+func TestOnAnyOutgoingSeesEmitsAndBroadcasts(t *testing.T) {
+	srv, url := newTestServer(t, nil)
+	seen := make(chan string, 4)
+	sockets := make(chan *Socket, 1)
+	srv.OnConnection(func(s *Socket) {
+		s.OnAnyOutgoing(func(event string, args []any) { seen <- fmt.Sprint(event, args) })
+		sockets <- s
+	})
+	c := dialRaw(t, url)
+	c.connect("/")
+	s := recv(t, sockets, "socket")
+	if err := s.Emit("direct", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Emit("broadcast", "x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"direct[1]", "broadcast[x]"} {
+		if got := recv(t, seen, want); got != want {
+			t.Fatalf("saw %q, want %q", got, want)
+		}
+	}
+	c.packet()
+	c.packet()
 }

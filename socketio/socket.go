@@ -72,7 +72,10 @@ type Socket struct {
 
 	mu            sync.Mutex
 	handlers      map[string][]EventHandler
+	packetMWs     []PacketMiddleware
+	errHandlers   []func(err error)
 	anyHandlers   []func(event string, args Args)
+	anyOutgoing   []func(event string, args []any)
 	disconnecting []func(reason string)
 	disconnected  []func(reason string)
 	acks          map[uint64]func(Args, error)
@@ -145,6 +148,48 @@ func (s *Socket) On(event string, h EventHandler) {
 	s.mu.Unlock()
 }
 
+// PacketMiddleware runs for each incoming event of a socket, before its handlers; a
+// non-nil error drops the event and is passed to the socket's OnError handlers (Node's
+// socket.use).
+type PacketMiddleware func(event string, args Args) error
+
+// Use adds a packet middleware, run in the order added on the socket's goroutine.
+func (s *Socket) Use(mw PacketMiddleware) {
+	s.mu.Lock()
+	s.packetMWs = append(s.packetMWs, mw)
+	s.mu.Unlock()
+}
+
+// OnError adds a handler called with the error of a packet middleware that dropped an
+// event.
+func (s *Socket) OnError(h func(err error)) {
+	s.mu.Lock()
+	s.errHandlers = append(s.errHandlers, h)
+	s.mu.Unlock()
+}
+
+// OnAnyOutgoing adds a handler called with every event sent to this socket, by Emit or by
+// a broadcast that reaches it, on the goroutine that sends it, before it is queued. The
+// args are the caller's: the handler must not modify them.
+func (s *Socket) OnAnyOutgoing(h func(event string, args []any)) {
+	s.mu.Lock()
+	s.anyOutgoing = append(s.anyOutgoing, h)
+	s.mu.Unlock()
+}
+
+// notifyOutgoing calls the OnAnyOutgoing handlers for an event packet.
+func (s *Socket) notifyOutgoing(p *EncodedPacket) {
+	if p.Event == "" {
+		return
+	}
+	s.mu.Lock()
+	hs := s.anyOutgoing
+	s.mu.Unlock()
+	for _, h := range hs {
+		h(p.Event, p.Args)
+	}
+}
+
 // OnAny adds a handler called with every incoming event, before the event's own handlers.
 func (s *Socket) OnAny(h func(event string, args Args)) {
 	s.mu.Lock()
@@ -214,6 +259,7 @@ func (s *Socket) emit(event string, args []any, volatile, noCompress bool) error
 		s.nsp.adapter.Broadcast(p, BroadcastOptions{Rooms: []Room{Room(s.id)}, NoCompress: noCompress})
 		return nil
 	}
+	s.notifyOutgoing(p)
 	return s.client.write(p, volatile, noCompress)
 }
 
@@ -241,6 +287,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (Ar
 		return Args{}, ErrDisconnected
 	}
 	defer s.cancelAck(id)
+	s.notifyOutgoing(p)
 	if err := s.client.write(p, false, false); err != nil {
 		return Args{}, err
 	}
@@ -324,9 +371,18 @@ func (s *Socket) onEvent(event string, args Args, ackID uint64, hasAck bool) {
 	}
 	s.post(func() {
 		s.mu.Lock()
+		mws, errHandlers := s.packetMWs, s.errHandlers
 		anys := s.anyHandlers
 		hs := s.handlers[event]
 		s.mu.Unlock()
+		for _, mw := range mws {
+			if err := mw(event, args); err != nil {
+				for _, h := range errHandlers {
+					h(err)
+				}
+				return
+			}
+		}
 		for _, h := range anys {
 			h(event, args)
 		}
