@@ -1,14 +1,67 @@
 package socketio_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/duplexio/duplex/ws"
 
 	"github.com/duplexio/duplex/socketio"
 )
 
 // Reading one packet: the text of an Engine.IO message, here an event on namespace /chat
 // that asks for an ack.
+// A chat server: every message goes to the other sockets of the sender's room, and the
+// sender gets an acknowledgement. A raw client (Engine.IO over WebSocket, Socket.IO packets
+// written by hand) stands in for socket.io-client.
+func ExampleNewServer() {
+	srv := socketio.NewServer(nil)
+	srv.OnConnection(func(s *socketio.Socket) {
+		s.Join("lobby")
+		s.On("chat", func(args socketio.Args, ack socketio.AckFunc) {
+			var text string
+			if args.Decode(0, &text) != nil {
+				return
+			}
+			_ = s.To("lobby").Emit("chat", text) // everyone in the lobby but the sender
+			if ack != nil {
+				_ = ack("delivered")
+			}
+		})
+	})
+	mux := http.NewServeMux()
+	mux.Handle(socketio.DefaultPath, srv)
+	web := httptest.NewServer(mux) // http.ListenAndServe(":3000", mux) in a real program
+	defer web.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(web.URL, "http") + "/socket.io/?EIO=4&transport=websocket"
+	c, _, err := ws.Dial(ctx, url, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.CloseNow()
+	read := func() string {
+		_, m, _ := c.ReadMessage(ctx)
+		return string(m)
+	}
+	read()                                                              // Engine.IO open packet
+	_ = c.WriteMessage(ctx, ws.MessageText, []byte("40"))               // CONNECT to "/"
+	fmt.Println(strings.HasPrefix(read(), `40{"sid":`))                 // the CONNECT answer
+	_ = c.WriteMessage(ctx, ws.MessageText, []byte(`421["chat","hi"]`)) // EVENT with ack id 1
+	fmt.Println(read())                                                 // the ACK
+	// Output:
+	// true
+	// 431["delivered"]
+}
+
 func ExampleParsePacket() {
 	p, err := socketio.ParsePacket([]byte(`2/chat,12["message","hi"]`), 0)
 	if err != nil {
