@@ -2,13 +2,13 @@ package socketio_test
 
 // The official Socket.IO v5 protocol test suite (socketio/socket.io-protocol,
 // test-suite/test-suite.js) as Go tests: TestSocketIOProtocol has one subtest per check of
-// the suite, with the same names and grouping, against a socketio.Server in the suite's
-// fixture configuration (see newSuiteFixture).
+// the suite, with the same names and grouping, against the suite's fixture: fixture.SocketIO
+// with fixture.AddHandlers, which "duplex serve --fixture" also serves (see newSuiteFixture).
 //
 // Differences from the JavaScript, to make the checks deterministic on slow machines and to
 // check what the suite only implies:
-//   - the suite sleeps for fixed delays; these tests wait, bounded by waitLimit, for the
-//     event itself (the session closing, a request reaching the handler, the transport
+//   - the suite sleeps for fixed delays; these tests wait, bounded by eiotest.WaitLimit, for
+//     the event itself (the session closing, a request reaching the handler, the transport
 //     changing) and then check the reason the server gives;
 //   - the 300 ms ping interval can slip a heartbeat ping into any poll or WebSocket read on a
 //     slow machine; checks that are not about the heartbeat skip such pings and answer them,
@@ -22,10 +22,11 @@ package socketio_test
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/duplexio/duplex/engineio"
+	"github.com/duplexio/duplex/internal/eiotest"
+	"github.com/duplexio/duplex/internal/fixture"
 	"github.com/duplexio/duplex/socketio"
 	"github.com/duplexio/duplex/ws"
 )
@@ -37,57 +38,46 @@ func TestSocketIOProtocol(t *testing.T) {
 		t.Run("handshake", func(t *testing.T) {
 			t.Run("HTTP long-polling", func(t *testing.T) {
 				t.Run("should successfully open a session", func(t *testing.T) {
-					r := fx.mustDo(t, http.MethodGet, "EIO=4&transport=polling", nil)
-					if r.status != http.StatusOK {
+					r := fx.MustDo(t, http.MethodGet, "EIO=4&transport=polling", nil)
+					if r.Status != http.StatusOK {
 						t.Fatalf("got %v, want 200", r)
 					}
-					checkOpen(t, r.body, []string{"websocket"})
+					eiotest.CheckOpen(t, r.Body, []string{"websocket"}, fixture.PingInterval, fixture.PingTimeout, fixture.MaxPayload)
 				})
 
 				t.Run("should fail with an invalid 'EIO' query parameter", func(t *testing.T) {
-					for _, q := range []string{"transport=polling", "EIO=abc&transport=polling"} {
-						if r := fx.mustDo(t, http.MethodGet, q, nil); r.status != http.StatusBadRequest {
-							t.Errorf("GET ?%s: %v, want 400", q, r)
-						}
-					}
+					fx.ExpectBadRequest(t, http.MethodGet, "transport=polling", "EIO=abc&transport=polling")
 				})
 
 				t.Run("should fail with an invalid 'transport' query parameter", func(t *testing.T) {
-					for _, q := range []string{"EIO=4", "EIO=4&transport=abc"} {
-						if r := fx.mustDo(t, http.MethodGet, q, nil); r.status != http.StatusBadRequest {
-							t.Errorf("GET ?%s: %v, want 400", q, r)
-						}
-					}
+					fx.ExpectBadRequest(t, http.MethodGet, "EIO=4", "EIO=4&transport=abc")
 				})
 
 				t.Run("should fail with an invalid request method", func(t *testing.T) {
-					for _, m := range []string{http.MethodPost, http.MethodPut} {
-						if r := fx.mustDo(t, m, "EIO=4&transport=polling", nil); r.status != http.StatusBadRequest {
-							t.Errorf("%s ?EIO=4&transport=polling: %v, want 400", m, r)
-						}
-					}
+					fx.ExpectBadRequest(t, http.MethodPost, "EIO=4&transport=polling")
+					fx.ExpectBadRequest(t, http.MethodPut, "EIO=4&transport=polling")
 				})
 			})
 
 			t.Run("WebSocket", func(t *testing.T) {
 				t.Run("should successfully open a session", func(t *testing.T) {
-					c := fx.mustDial(t, "EIO=4&transport=websocket")
-					typ, s := mustRead(t, c)
+					c := fx.MustDial(t, "EIO=4&transport=websocket")
+					typ, s := eiotest.MustRead(t, c)
 					if typ != ws.MessageText {
 						t.Fatalf("open packet in a %v message", typ)
 					}
-					checkOpen(t, s, []string{})
+					eiotest.CheckOpen(t, s, []string{}, fixture.PingInterval, fixture.PingTimeout, fixture.MaxPayload)
 					c.Close(ws.StatusNormalClosure, "")
 				})
 
 				t.Run("should fail with an invalid 'EIO' query parameter", func(t *testing.T) {
-					fx.expectRefusedWebSocket(t, "transport=websocket")
-					fx.expectRefusedWebSocket(t, "EIO=abc&transport=websocket")
+					fx.ExpectRefusedWebSocket(t, "transport=websocket")
+					fx.ExpectRefusedWebSocket(t, "EIO=abc&transport=websocket")
 				})
 
 				t.Run("should fail with an invalid 'transport' query parameter", func(t *testing.T) {
-					fx.expectRefusedWebSocket(t, "EIO=4")
-					fx.expectRefusedWebSocket(t, "EIO=4&transport=abc")
+					fx.ExpectRefusedWebSocket(t, "EIO=4")
+					fx.ExpectRefusedWebSocket(t, "EIO=4&transport=abc")
 				})
 			})
 		})
@@ -95,20 +85,15 @@ func TestSocketIOProtocol(t *testing.T) {
 		t.Run("heartbeat", func(t *testing.T) {
 			t.Run("HTTP long-polling", func(t *testing.T) {
 				t.Run("should send ping/pong packets", func(t *testing.T) {
-					if fx.pingPongPolling(t, false) {
-						t.Log("the connect timeout (1 s) closed the session before the third ping; again with the session in the main namespace")
-						if fx.pingPongPolling(t, true) {
-							t.Fatal("a session in the main namespace was closed by the connect timeout")
-						}
-					}
+					pingPongOrJoinFirst(t, fx.pingPongPolling)
 				})
 
 				t.Run("should close the session upon ping timeout", func(t *testing.T) {
-					sid := fx.openPolling(t)
+					sid := fx.OpenPolling(t)
 					if reason := fx.awaitSessionClosed(t, sid); reason != engineio.ReasonPingTimeout {
 						t.Errorf("session closed with %q, want %q", reason, engineio.ReasonPingTimeout)
 					}
-					if r := fx.poll(t, sid); r.status != http.StatusBadRequest {
+					if r := fx.Poll(t, sid); r.Status != http.StatusBadRequest {
 						t.Fatalf("poll after the ping timeout: %v, want 400", r)
 					}
 				})
@@ -116,17 +101,12 @@ func TestSocketIOProtocol(t *testing.T) {
 
 			t.Run("WebSocket", func(t *testing.T) {
 				t.Run("should send ping/pong packets", func(t *testing.T) {
-					if fx.pingPongWebSocket(t, false) {
-						t.Log("the connect timeout (1 s) closed the session before the third ping; again with the session in the main namespace")
-						if fx.pingPongWebSocket(t, true) {
-							t.Fatal("a session in the main namespace was closed by the connect timeout")
-						}
-					}
+					pingPongOrJoinFirst(t, fx.pingPongWebSocket)
 				})
 
 				t.Run("should close the session upon ping timeout", func(t *testing.T) {
-					c := fx.mustDial(t, "EIO=4&transport=websocket")
-					got := awaitWSClose(t, c, false)
+					c := fx.MustDial(t, "EIO=4&transport=websocket")
+					got := eiotest.AwaitWSClose(t, c, false)
 					if len(got) == 0 {
 						t.Fatal("closed before the open packet")
 					}
@@ -136,7 +116,7 @@ func TestSocketIOProtocol(t *testing.T) {
 							break
 						}
 					}
-					if reason := fx.awaitSessionClosed(t, sidOf(t, got[0])); reason != engineio.ReasonPingTimeout {
+					if reason := fx.awaitSessionClosed(t, eiotest.SIDOf(t, got[0])); reason != engineio.ReasonPingTimeout {
 						t.Errorf("session closed with %q, want %q", reason, engineio.ReasonPingTimeout)
 					}
 				})
@@ -146,31 +126,22 @@ func TestSocketIOProtocol(t *testing.T) {
 		t.Run("close", func(t *testing.T) {
 			t.Run("HTTP long-polling", func(t *testing.T) {
 				t.Run("should forcefully close the session", func(t *testing.T) {
-					retryOnPing(t, func(t *testing.T) (pinged bool) {
-						sid := fx.openPolling(t)
-						arrived := fx.arrived(http.MethodGet, sid)
-						var pending reply
-						var pendingErr error
-						var wg sync.WaitGroup
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							pending, pendingErr = fx.do(http.MethodGet, pollQuery(sid), nil)
-						}()
-						awaitArrival(t, arrived, "the poll")
-						closeRes, closeErr := fx.do(http.MethodPost, pollQuery(sid), strings.NewReader("1"))
-						wg.Wait()
-						t.Logf("POST \"1\": %v, %v", closeRes, closeErr)
+					eiotest.RetryOnPing(t, func(t *testing.T) (pinged bool) {
+						sid := fx.OpenPolling(t)
+						pending, pendingErr := fx.PollDuring(t, &fx.arrivals, sid, func() {
+							closeRes, closeErr := fx.Do(http.MethodPost, eiotest.PollQuery(sid), strings.NewReader("1"), nil)
+							t.Logf("POST \"1\": %v, %v", closeRes, closeErr)
+						})
 						if pendingErr != nil {
 							t.Fatalf("pending poll: %v", pendingErr)
 						}
-						if _, n := splitPayload(pending.body); n > 0 && pending.status == http.StatusOK {
+						if _, n := eiotest.SplitPayload(pending.Body); n > 0 && pending.Status == http.StatusOK {
 							return true
 						}
-						if pending.status != http.StatusOK || pending.body != "6" {
+						if pending.Status != http.StatusOK || pending.Body != "6" {
 							t.Errorf("pending poll: %v, want 200 \"6\" (noop)", pending)
 						}
-						if r := fx.poll(t, sid); r.status != http.StatusBadRequest {
+						if r := fx.Poll(t, sid); r.Status != http.StatusBadRequest {
 							t.Errorf("poll after the close: %v, want 400", r)
 						}
 						return false
@@ -180,9 +151,9 @@ func TestSocketIOProtocol(t *testing.T) {
 
 			t.Run("WebSocket", func(t *testing.T) {
 				t.Run("should forcefully close the session", func(t *testing.T) {
-					c, sid := fx.openWebSocket(t)
-					send(t, c, "1")
-					awaitWSClose(t, c, true)
+					c, sid := fx.OpenWebSocket(t)
+					eiotest.Send(t, c, "1")
+					eiotest.AwaitWSClose(t, c, true)
 					if reason := fx.awaitSessionClosed(t, sid); reason != engineio.ReasonTransportClose {
 						t.Errorf("session closed with %q, want %q", reason, engineio.ReasonTransportClose)
 					}
@@ -192,45 +163,37 @@ func TestSocketIOProtocol(t *testing.T) {
 
 		t.Run("upgrade", func(t *testing.T) {
 			t.Run("should successfully upgrade from HTTP long-polling to WebSocket", func(t *testing.T) {
-				sid := fx.openPolling(t)
-				c := fx.mustDial(t, "EIO=4&transport=websocket&sid="+sid)
-				send(t, c, "2probe")
-				if typ, s := mustRead(t, c); typ != ws.MessageText || s != "3probe" {
-					t.Fatalf("answer to the probe: %v %q, want text \"3probe\"", typ, s)
-				}
-				send(t, c, "5")
+				sid := fx.OpenPolling(t)
+				c := fx.Probe(t, sid)
+				eiotest.Send(t, c, "5")
 				// The upgraded session carries Socket.IO.
-				send(t, c, "40")
-				connectAnswer(t, readText(t, c, "6"), "")
-				if s := readText(t, c, "6"); s != `42["auth",{}]` {
+				eiotest.Send(t, c, "40")
+				connectAnswer(t, eiotest.ReadText(t, c, "6"), "")
+				if s := eiotest.ReadText(t, c, "6"); s != `42["auth",{}]` {
 					t.Fatalf("after the CONNECT answer: %q, want 42[\"auth\",{}]", s)
 				}
 				c.Close(ws.StatusNormalClosure, "")
 			})
 
 			t.Run("should ignore HTTP requests with same sid after upgrade", func(t *testing.T) {
-				sid := fx.openPolling(t)
-				c := fx.mustDial(t, "EIO=4&transport=websocket&sid="+sid)
-				send(t, c, "2probe")
-				send(t, c, "5")
+				sid := fx.OpenPolling(t)
+				c := fx.SendUpgrade(t, sid)
 				fx.awaitTransport(t, sid, engineio.TransportWebSocket)
-				if r := fx.poll(t, sid); r.status != http.StatusBadRequest {
+				if r := fx.Poll(t, sid); r.Status != http.StatusBadRequest {
 					t.Fatalf("poll after the upgrade: %v, want 400", r)
 				}
-				send(t, c, "40")
-				connectAnswer(t, readText(t, c, "3probe", "6"), "")
+				eiotest.Send(t, c, "40")
+				connectAnswer(t, eiotest.ReadText(t, c, "3probe", "6"), "")
 				c.Close(ws.StatusNormalClosure, "")
 			})
 
 			t.Run("should ignore WebSocket connection with same sid after upgrade", func(t *testing.T) {
-				sid := fx.openPolling(t)
-				c := fx.mustDial(t, "EIO=4&transport=websocket&sid="+sid)
-				send(t, c, "2probe")
-				send(t, c, "5")
+				sid := fx.OpenPolling(t)
+				c := fx.SendUpgrade(t, sid)
 				fx.awaitTransport(t, sid, engineio.TransportWebSocket)
-				fx.expectRefusedWebSocket(t, "EIO=4&transport=websocket&sid="+sid)
-				send(t, c, "40")
-				connectAnswer(t, readText(t, c, "3probe", "6"), "")
+				fx.ExpectRefusedWebSocket(t, "EIO=4&transport=websocket&sid="+sid)
+				eiotest.Send(t, c, "40")
+				connectAnswer(t, eiotest.ReadText(t, c, "3probe", "6"), "")
 				c.Close(ws.StatusNormalClosure, "")
 			})
 		})
@@ -239,61 +202,61 @@ func TestSocketIOProtocol(t *testing.T) {
 	t.Run("Socket.IO protocol", func(t *testing.T) {
 		t.Run("connect", func(t *testing.T) {
 			t.Run("should allow connection to the main namespace", func(t *testing.T) {
-				c, _ := fx.openWebSocket(t)
-				send(t, c, "40")
-				connectAnswer(t, readText(t, c), "")
-				if s := readText(t, c); s != `42["auth",{}]` {
+				c, _ := fx.OpenWebSocket(t)
+				eiotest.Send(t, c, "40")
+				connectAnswer(t, eiotest.ReadText(t, c), "")
+				if s := eiotest.ReadText(t, c); s != `42["auth",{}]` {
 					t.Fatalf("auth packet %q, want 42[\"auth\",{}]", s)
 				}
 			})
 
 			t.Run("should allow connection to the main namespace with a payload", func(t *testing.T) {
-				c, _ := fx.openWebSocket(t)
-				send(t, c, `40{"token":"123"}`)
-				connectAnswer(t, readText(t, c), "")
-				if s := readText(t, c); s != `42["auth",{"token":"123"}]` {
+				c, _ := fx.OpenWebSocket(t)
+				eiotest.Send(t, c, `40{"token":"123"}`)
+				connectAnswer(t, eiotest.ReadText(t, c), "")
+				if s := eiotest.ReadText(t, c); s != `42["auth",{"token":"123"}]` {
 					t.Fatalf("auth packet %q, want 42[\"auth\",{\"token\":\"123\"}]", s)
 				}
 			})
 
 			t.Run("should allow connection to a custom namespace", func(t *testing.T) {
-				c, _ := fx.openWebSocket(t)
-				send(t, c, "40/custom,")
-				connectAnswer(t, readText(t, c), "/custom")
-				if s := readText(t, c); s != `42/custom,["auth",{}]` {
+				c, _ := fx.OpenWebSocket(t)
+				eiotest.Send(t, c, "40/custom,")
+				connectAnswer(t, eiotest.ReadText(t, c), "/custom")
+				if s := eiotest.ReadText(t, c); s != `42/custom,["auth",{}]` {
 					t.Fatalf("auth packet %q, want 42/custom,[\"auth\",{}]", s)
 				}
 			})
 
 			t.Run("should allow connection to a custom namespace with a payload", func(t *testing.T) {
-				c, _ := fx.openWebSocket(t)
-				send(t, c, `40/custom,{"token":"abc"}`)
-				connectAnswer(t, readText(t, c), "/custom")
-				if s := readText(t, c); s != `42/custom,["auth",{"token":"abc"}]` {
+				c, _ := fx.OpenWebSocket(t)
+				eiotest.Send(t, c, `40/custom,{"token":"abc"}`)
+				connectAnswer(t, eiotest.ReadText(t, c), "/custom")
+				if s := eiotest.ReadText(t, c); s != `42/custom,["auth",{"token":"abc"}]` {
 					t.Fatalf("auth packet %q, want 42/custom,[\"auth\",{\"token\":\"abc\"}]", s)
 				}
 			})
 
 			t.Run("should disallow connection to an unknown namespace", func(t *testing.T) {
-				c, _ := fx.openWebSocket(t)
-				send(t, c, "40/random")
-				if s := readText(t, c); s != `44/random,{"message":"Invalid namespace"}` {
+				c, _ := fx.OpenWebSocket(t)
+				eiotest.Send(t, c, "40/random")
+				if s := eiotest.ReadText(t, c); s != `44/random,{"message":"Invalid namespace"}` {
 					t.Fatalf("got %q, want 44/random,{\"message\":\"Invalid namespace\"}", s)
 				}
 			})
 
 			t.Run("should disallow connection with an invalid handshake", func(t *testing.T) {
-				c, _ := fx.openWebSocket(t)
-				send(t, c, "4abc")
-				if got := awaitWSClose(t, c, true); len(onlyPackets(got)) > 0 {
+				c, _ := fx.OpenWebSocket(t)
+				eiotest.Send(t, c, "4abc")
+				if got := eiotest.AwaitWSClose(t, c, true); len(onlyPackets(got)) > 0 {
 					t.Errorf("before the close: %q, want nothing but pings", got)
 				}
 			})
 
 			t.Run("should close the connection if no handshake is received", func(t *testing.T) {
 				// The pings are answered, so that it is the connect timeout that closes it.
-				c, sid := fx.openWebSocket(t)
-				if got := awaitWSClose(t, c, true); len(onlyPackets(got)) > 0 {
+				c, sid := fx.OpenWebSocket(t)
+				if got := eiotest.AwaitWSClose(t, c, true); len(onlyPackets(got)) > 0 {
 					t.Errorf("before the close: %q, want nothing but pings", got)
 				}
 				if reason := fx.awaitSessionClosed(t, sid); reason != engineio.ReasonForcedClose {
@@ -305,9 +268,9 @@ func TestSocketIOProtocol(t *testing.T) {
 		t.Run("disconnect", func(t *testing.T) {
 			t.Run("should disconnect from the main namespace", func(t *testing.T) {
 				c, id := fx.connectSocketIO(t)
-				send(t, c, "41")
+				eiotest.Send(t, c, "41")
 				// The connection stays open: the next message is a heartbeat ping.
-				if typ, s := mustRead(t, c); typ != ws.MessageText || s != "2" {
+				if typ, s := eiotest.MustRead(t, c); typ != ws.MessageText || s != "2" {
 					t.Fatalf("after the DISCONNECT: %v %q, want text \"2\" (ping)", typ, s)
 				}
 				if reason := fx.awaitDisconnect(t, id); reason != socketio.ReasonClientNamespaceDisconnect {
@@ -317,18 +280,18 @@ func TestSocketIOProtocol(t *testing.T) {
 
 			t.Run("should connect then disconnect from a custom namespace", func(t *testing.T) {
 				c, mainID := fx.connectSocketIO(t)
-				if typ, s := mustRead(t, c); typ != ws.MessageText || s != "2" {
+				if typ, s := eiotest.MustRead(t, c); typ != ws.MessageText || s != "2" {
 					t.Fatalf("after the connection: %v %q, want text \"2\" (ping)", typ, s)
 				}
-				send(t, c, "3")
-				send(t, c, "40/custom")
-				customID := connectAnswer(t, readText(t, c), "/custom")
-				if s := readText(t, c); s != `42/custom,["auth",{}]` {
+				eiotest.Send(t, c, "3")
+				eiotest.Send(t, c, "40/custom")
+				customID := connectAnswer(t, eiotest.ReadText(t, c), "/custom")
+				if s := eiotest.ReadText(t, c); s != `42/custom,["auth",{}]` {
 					t.Fatalf("auth packet %q, want 42/custom,[\"auth\",{}]", s)
 				}
-				send(t, c, "41/custom")
-				send(t, c, `42["message","message to main namespace"]`)
-				if s := readText(t, c); s != `42["message-back","message to main namespace"]` {
+				eiotest.Send(t, c, "41/custom")
+				eiotest.Send(t, c, `42["message","message to main namespace"]`)
+				if s := eiotest.ReadText(t, c); s != `42["message-back","message to main namespace"]` {
 					t.Fatalf("got %q, want 42[\"message-back\",\"message to main namespace\"]", s)
 				}
 				if reason := fx.awaitDisconnect(t, customID); reason != socketio.ReasonClientNamespaceDisconnect {
@@ -343,17 +306,17 @@ func TestSocketIOProtocol(t *testing.T) {
 		t.Run("message", func(t *testing.T) {
 			t.Run("should send a plain-text packet", func(t *testing.T) {
 				c, _ := fx.connectSocketIO(t)
-				send(t, c, `42["message",1,"2",{"3":[true]}]`)
-				if s := readText(t, c); s != `42["message-back",1,"2",{"3":[true]}]` {
+				eiotest.Send(t, c, `42["message",1,"2",{"3":[true]}]`)
+				if s := eiotest.ReadText(t, c); s != `42["message-back",1,"2",{"3":[true]}]` {
 					t.Fatalf("got %q, want 42[\"message-back\",1,\"2\",{\"3\":[true]}]", s)
 				}
 			})
 
 			t.Run("should send a packet with binary attachments", func(t *testing.T) {
 				c, _ := fx.connectSocketIO(t)
-				send(t, c, `452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`)
-				sendMessage(t, c, ws.MessageBinary, []byte{1, 2, 3})
-				sendMessage(t, c, ws.MessageBinary, []byte{4, 5, 6})
+				eiotest.Send(t, c, `452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`)
+				eiotest.SendMessage(t, c, ws.MessageBinary, []byte{1, 2, 3})
+				eiotest.SendMessage(t, c, ws.MessageBinary, []byte{4, 5, 6})
 				expectBinaryPacket(t, c,
 					`452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`,
 					"\x01\x02\x03", "\x04\x05\x06")
@@ -362,17 +325,17 @@ func TestSocketIOProtocol(t *testing.T) {
 
 			t.Run("should send a plain-text packet with an ack", func(t *testing.T) {
 				c, _ := fx.connectSocketIO(t)
-				send(t, c, `42456["message-with-ack",1,"2",{"3":[false]}]`)
-				if s := readText(t, c); s != `43456[1,"2",{"3":[false]}]` {
+				eiotest.Send(t, c, `42456["message-with-ack",1,"2",{"3":[false]}]`)
+				if s := eiotest.ReadText(t, c); s != `43456[1,"2",{"3":[false]}]` {
 					t.Fatalf("got %q, want 43456[1,\"2\",{\"3\":[false]}]", s)
 				}
 			})
 
 			t.Run("should send a packet with binary attachments and an ack", func(t *testing.T) {
 				c, _ := fx.connectSocketIO(t)
-				send(t, c, `452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`)
-				sendMessage(t, c, ws.MessageBinary, []byte{1, 2, 3})
-				sendMessage(t, c, ws.MessageBinary, []byte{4, 5, 6})
+				eiotest.Send(t, c, `452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`)
+				eiotest.SendMessage(t, c, ws.MessageBinary, []byte{1, 2, 3})
+				eiotest.SendMessage(t, c, ws.MessageBinary, []byte{4, 5, 6})
 				expectBinaryPacket(t, c,
 					`462-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`,
 					"\x01\x02\x03", "\x04\x05\x06")
@@ -382,8 +345,8 @@ func TestSocketIOProtocol(t *testing.T) {
 			closeOn := func(t *testing.T, bad string) {
 				t.Helper()
 				c, id := fx.connectSocketIO(t)
-				send(t, c, bad)
-				if got := awaitWSClose(t, c, true); len(onlyPackets(got)) > 0 {
+				eiotest.Send(t, c, bad)
+				if got := eiotest.AwaitWSClose(t, c, true); len(onlyPackets(got)) > 0 {
 					t.Errorf("before the close: %q, want nothing but pings", got)
 				}
 				if reason := fx.awaitDisconnect(t, id); reason != string(engineio.ReasonParseError) {
@@ -421,11 +384,11 @@ func onlyPackets(messages []string) []string {
 // attachments, each of which must come as a binary message.
 func expectBinaryPacket(t *testing.T, c *ws.Conn, text string, attachments ...string) {
 	t.Helper()
-	if s := readText(t, c); s != text {
+	if s := eiotest.ReadText(t, c); s != text {
 		t.Fatalf("packet %q, want %q", s, text)
 	}
 	for i, want := range attachments {
-		typ, s := readSkipping(t, c)
+		typ, s := eiotest.ReadSkipping(t, c)
 		if typ != ws.MessageBinary || s != want {
 			t.Fatalf("attachment %d: %v % x, want binary % x", i, typ, s, want)
 		}
@@ -439,13 +402,25 @@ func expectBinaryPacket(t *testing.T, c *ws.Conn, text string, attachments ...st
 // and report when the connect timeout ended the session first, so that the check can be run
 // again on a session that joins the main namespace before the heartbeat starts (join set).
 
+// pingPongOrJoinFirst runs check as the suite does and, if the connect timeout ended the
+// session first, again on a session that joins the main namespace first.
+func pingPongOrJoinFirst(t *testing.T, check func(t *testing.T, join bool) (connectTimedOut bool)) {
+	t.Helper()
+	if check(t, false) {
+		t.Log("the connect timeout (1 s) closed the session before the third ping; again with the session in the main namespace")
+		if check(t, true) {
+			t.Fatal("a session in the main namespace was closed by the connect timeout")
+		}
+	}
+}
+
 // pingPongPolling answers three pings over long-polling.
 func (fx *suiteFixture) pingPongPolling(t *testing.T, join bool) (connectTimedOut bool) {
 	t.Helper()
-	sid := fx.openPolling(t)
+	sid := fx.OpenPolling(t)
 	var expect []string // what the namespace's CONNECT brings, besides the pings
 	if join {
-		if r := fx.push(t, sid, "40"); r.status != http.StatusOK {
+		if r := fx.Push(t, sid, "40"); r.Status != http.StatusOK {
 			t.Fatalf("POST \"40\": %v, want 200", r)
 		}
 		expect = []string{"40", `42["auth",{}]`}
@@ -454,20 +429,20 @@ func (fx *suiteFixture) pingPongPolling(t *testing.T, join bool) (connectTimedOu
 		if polls == 10 {
 			t.Fatalf("10 polls and %d pings, want 3", pings)
 		}
-		r := fx.poll(t, sid)
-		if r.status == http.StatusOK && r.body == "1" && !join {
+		r := fx.Poll(t, sid)
+		if r.Status == http.StatusOK && r.Body == "1" && !join {
 			if reason := fx.awaitSessionClosed(t, sid); reason == engineio.ReasonForcedClose {
 				return true
 			}
 		}
-		if r.status != http.StatusOK {
+		if r.Status != http.StatusOK {
 			t.Fatalf("poll %d: %v, want 200", polls+1, r)
 		}
-		for _, p := range strings.Split(r.body, "\x1e") {
+		for _, p := range strings.Split(r.Body, "\x1e") {
 			switch {
 			case p == "2":
 				pings++
-				if r := fx.push(t, sid, "3"); r.status != http.StatusOK {
+				if r := fx.Push(t, sid, "3"); r.Status != http.StatusOK {
 					t.Fatalf("pong %d: %v, want 200", pings, r)
 				}
 			case len(expect) > 0 && strings.HasPrefix(p, expect[0]):
@@ -486,16 +461,16 @@ func (fx *suiteFixture) pingPongPolling(t *testing.T, join bool) (connectTimedOu
 // pingPongWebSocket answers three pings over WebSocket.
 func (fx *suiteFixture) pingPongWebSocket(t *testing.T, join bool) (connectTimedOut bool) {
 	t.Helper()
-	c, sid := fx.openWebSocket(t)
+	c, sid := fx.OpenWebSocket(t)
 	if join {
-		send(t, c, "40")
-		connectAnswer(t, mustReadText(t, c), "")
-		if s := mustReadText(t, c); s != `42["auth",{}]` {
+		eiotest.Send(t, c, "40")
+		connectAnswer(t, eiotest.MustReadText(t, c), "")
+		if s := eiotest.MustReadText(t, c); s != `42["auth",{}]` {
 			t.Fatalf("after the CONNECT answer: %q, want 42[\"auth\",{}]", s)
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		typ, s, err := read(c)
+		typ, s, err := eiotest.Read(c)
 		if err != nil && !join {
 			if reason := fx.awaitSessionClosed(t, sid); reason == engineio.ReasonForcedClose {
 				return true
@@ -507,20 +482,10 @@ func (fx *suiteFixture) pingPongWebSocket(t *testing.T, join bool) (connectTimed
 		if typ != ws.MessageText || s != "2" {
 			t.Fatalf("message %d: %v %q, want text \"2\" (ping)", i, typ, s)
 		}
-		send(t, c, "3")
+		eiotest.Send(t, c, "3")
 	}
 	c.Close(ws.StatusNormalClosure, "")
 	return false
-}
-
-// mustReadText reads one message, which must be text.
-func mustReadText(t *testing.T, c *ws.Conn) string {
-	t.Helper()
-	typ, s := mustRead(t, c)
-	if typ != ws.MessageText {
-		t.Fatalf("got a %v message % x, want text", typ, s)
-	}
-	return s
 }
 
 // TestSocketIOProtocolDetails checks, against the same fixture, what the suite leaves
@@ -531,11 +496,11 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 
 	t.Run("connect", func(t *testing.T) {
 		t.Run("answers a CONNECT sent over long-polling", func(t *testing.T) {
-			sid := fx.openPolling(t)
-			if r := fx.push(t, sid, `40{"token":"123"}`); r.status != http.StatusOK {
+			sid := fx.OpenPolling(t)
+			if r := fx.Push(t, sid, `40{"token":"123"}`); r.Status != http.StatusOK {
 				t.Fatalf("POST: %v, want 200", r)
 			}
-			got := fx.pollPackets(t, sid, 2)
+			got := fx.PollPackets(t, sid, 2)
 			connectAnswer(t, got[0], "")
 			if got[1] != `42["auth",{"token":"123"}]` {
 				t.Fatalf("polled %q, want the CONNECT answer then 42[\"auth\",{\"token\":\"123\"}]", got)
@@ -543,13 +508,13 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 		})
 
 		t.Run("gives each socket of a connection its own id, other than the Engine.IO sid", func(t *testing.T) {
-			c, sid := fx.openWebSocket(t)
-			send(t, c, "40")
-			mainID := connectAnswer(t, readText(t, c), "")
-			readText(t, c) // auth
-			send(t, c, "40/custom,")
-			customID := connectAnswer(t, readText(t, c), "/custom")
-			readText(t, c) // auth
+			c, sid := fx.OpenWebSocket(t)
+			eiotest.Send(t, c, "40")
+			mainID := connectAnswer(t, eiotest.ReadText(t, c), "")
+			eiotest.ReadText(t, c) // auth
+			eiotest.Send(t, c, "40/custom,")
+			customID := connectAnswer(t, eiotest.ReadText(t, c), "/custom")
+			eiotest.ReadText(t, c) // auth
 			if mainID == customID || mainID == sid || customID == sid {
 				t.Errorf("sid %q, socket of / %q, socket of /custom %q: want three different ids", sid, mainID, customID)
 			}
@@ -559,14 +524,14 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 		})
 
 		t.Run("keeps the connection open after refusing an unknown namespace", func(t *testing.T) {
-			c, _ := fx.openWebSocket(t)
-			send(t, c, "40/random,")
-			if s := readText(t, c); s != `44/random,{"message":"Invalid namespace"}` {
+			c, _ := fx.OpenWebSocket(t)
+			eiotest.Send(t, c, "40/random,")
+			if s := eiotest.ReadText(t, c); s != `44/random,{"message":"Invalid namespace"}` {
 				t.Fatalf("got %q, want the CONNECT_ERROR", s)
 			}
-			send(t, c, "40")
-			connectAnswer(t, readText(t, c), "")
-			if s := readText(t, c); s != `42["auth",{}]` {
+			eiotest.Send(t, c, "40")
+			connectAnswer(t, eiotest.ReadText(t, c), "")
+			if s := eiotest.ReadText(t, c); s != `42["auth",{}]` {
 				t.Fatalf("auth packet %q, want 42[\"auth\",{}]", s)
 			}
 		})
@@ -574,13 +539,13 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 
 	t.Run("message", func(t *testing.T) {
 		t.Run("carries binary attachments over long-polling as base64", func(t *testing.T) {
-			sid := fx.openPolling(t)
-			fx.push(t, sid, "40")
-			fx.pollPackets(t, sid, 2) // the CONNECT answer and auth
-			if r := fx.push(t, sid, `451-["message",{"_placeholder":true,"num":0}]`+"\x1ebAQID"); r.status != http.StatusOK {
+			sid := fx.OpenPolling(t)
+			fx.Push(t, sid, "40")
+			fx.PollPackets(t, sid, 2) // the CONNECT answer and auth
+			if r := fx.Push(t, sid, `451-["message",{"_placeholder":true,"num":0}]`+"\x1ebAQID"); r.Status != http.StatusOK {
 				t.Fatalf("POST: %v, want 200", r)
 			}
-			got := fx.pollPackets(t, sid, 2)
+			got := fx.PollPackets(t, sid, 2)
 			if want := []string{`451-["message-back",{"_placeholder":true,"num":0}]`, "bAQID"}; strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Fatalf("polled %q, want %q", got, want)
 			}
@@ -588,20 +553,20 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 
 		t.Run("sends back binary values nested in an object", func(t *testing.T) {
 			c, _ := fx.connectSocketIO(t)
-			send(t, c, `451-["message",{"file":{"_placeholder":true,"num":0},"name":"a.bin"}]`)
-			sendMessage(t, c, ws.MessageBinary, []byte{7, 8, 9})
+			eiotest.Send(t, c, `451-["message",{"file":{"_placeholder":true,"num":0},"name":"a.bin"}]`)
+			eiotest.SendMessage(t, c, ws.MessageBinary, []byte{7, 8, 9})
 			expectBinaryPacket(t, c, `451-["message-back",{"file":{"_placeholder":true,"num":0},"name":"a.bin"}]`, "\x07\x08\x09")
 		})
 
 		t.Run("delivers an event to the namespace it names", func(t *testing.T) {
 			c, _ := fx.connectSocketIO(t)
-			send(t, c, "40/custom,")
-			connectAnswer(t, readText(t, c), "/custom")
-			readText(t, c) // auth
+			eiotest.Send(t, c, "40/custom,")
+			connectAnswer(t, eiotest.ReadText(t, c), "/custom")
+			eiotest.ReadText(t, c) // auth
 			// /custom has no "message" handler: only the second event is answered.
-			send(t, c, `42/custom,["message","to /custom"]`)
-			send(t, c, `42["message","to /"]`)
-			if s := readText(t, c); s != `42["message-back","to /"]` {
+			eiotest.Send(t, c, `42/custom,["message","to /custom"]`)
+			eiotest.Send(t, c, `42["message","to /"]`)
+			if s := eiotest.ReadText(t, c); s != `42["message-back","to /"]` {
 				t.Fatalf("got %q, want 42[\"message-back\",\"to /\"]", s)
 			}
 		})
@@ -610,9 +575,9 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		t.Run("disconnects every socket of a connection the client closes", func(t *testing.T) {
 			c, mainID := fx.connectSocketIO(t)
-			send(t, c, "40/custom,")
-			customID := connectAnswer(t, readText(t, c), "/custom")
-			readText(t, c) // auth
+			eiotest.Send(t, c, "40/custom,")
+			customID := connectAnswer(t, eiotest.ReadText(t, c), "/custom")
+			eiotest.ReadText(t, c) // auth
 			c.Close(ws.StatusNormalClosure, "")
 			for _, id := range []string{mainID, customID} {
 				if reason := fx.awaitDisconnect(t, id); reason != string(engineio.ReasonTransportClose) {
@@ -622,13 +587,13 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 		})
 
 		t.Run("closes the TCP connection of a session that joins no namespace in time", func(t *testing.T) {
-			c, local, err := fx.dialFrom(t, "EIO=4&transport=websocket")
+			c, local, err := fx.DialFrom(t, "EIO=4&transport=websocket")
 			if err != nil {
 				t.Fatal(err)
 			}
-			awaitWSClose(t, c, true)
+			eiotest.AwaitWSClose(t, c, true)
 			if !fx.awaitServerClose(t, local) {
-				t.Fatalf("the server's end of the connection is still open %v after the close", waitLimit)
+				t.Fatalf("the server's end of the connection is still open %v after the close", eiotest.WaitLimit)
 			}
 		})
 
@@ -637,18 +602,18 @@ func TestSocketIOProtocolDetails(t *testing.T) {
 		// end of the TCP connection; an Engine.IO reader that stopped at once left the
 		// descriptor open for good (and the client waiting 1 s for the server to close first).
 		t.Run("closes the TCP connection of a session it ends on a protocol error", func(t *testing.T) {
-			c, local, err := fx.dialFrom(t, "EIO=4&transport=websocket")
+			c, local, err := fx.DialFrom(t, "EIO=4&transport=websocket")
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustReadText(t, c) // open
-			send(t, c, "40")
-			connectAnswer(t, readText(t, c), "")
-			readText(t, c) // auth
-			send(t, c, "42{}")
-			awaitWSClose(t, c, true)
+			eiotest.MustReadText(t, c) // open
+			eiotest.Send(t, c, "40")
+			connectAnswer(t, eiotest.ReadText(t, c), "")
+			eiotest.ReadText(t, c) // auth
+			eiotest.Send(t, c, "42{}")
+			eiotest.AwaitWSClose(t, c, true)
 			if !fx.awaitServerClose(t, local) {
-				t.Fatalf("the server's end of the connection is still open %v after the close", waitLimit)
+				t.Fatalf("the server's end of the connection is still open %v after the close", eiotest.WaitLimit)
 			}
 		})
 	})

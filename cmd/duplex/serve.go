@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/duplexio/duplex/engineio"
+	"github.com/duplexio/duplex/internal/fixture"
 	"github.com/duplexio/duplex/socketio"
 	"github.com/duplexio/duplex/ws"
 )
@@ -23,16 +24,16 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	addr := fs.String("addr", "127.0.0.1:3000", "address to listen on (host:port)")
 	readLimit := fs.Int64("read-limit", ws.DefaultReadLimit, "largest WebSocket message accepted, in bytes")
 	compress := fs.Bool("compress", false, "accept permessage-deflate compression from clients that offer it")
-	fixture := fs.Bool("fixture", false, "serve the conformance fixtures the official protocol test suites expect: Engine.IO at /engine.io/\n(every message echoed) and Socket.IO at /socket.io/ (connect timeout 1s); both with ping interval 300ms,\nping timeout 200ms, max payload 1000000, CORS for any origin")
-	var eo engineOptions
-	fs.DurationVar(&eo.pingInterval, "ping-interval", 0, "Engine.IO ping interval of /socket.io/ and /engine.io/ (default 25s, 300ms with --fixture)")
-	fs.DurationVar(&eo.pingTimeout, "ping-timeout", 0, "Engine.IO ping timeout of /socket.io/ and /engine.io/ (default 20s, 200ms with --fixture)")
-	fs.Int64Var(&eo.maxPayload, "max-payload", 0, "largest Engine.IO POST body or WebSocket message of /socket.io/ and /engine.io/, in bytes (default 1000000)")
+	fixtureMode := fs.Bool("fixture", false, "serve the conformance fixtures the official protocol test suites expect: Engine.IO at /engine.io/\n(every message echoed) and Socket.IO at /socket.io/ (connect timeout 1s); both with ping interval 300ms,\nping timeout 200ms, max payload 1000000, CORS for any origin")
+	eo := fixture.Options{Logger: logger}
+	fs.DurationVar(&eo.PingInterval, "ping-interval", 0, "Engine.IO ping interval of /socket.io/ and /engine.io/ (default 25s, 300ms with --fixture)")
+	fs.DurationVar(&eo.PingTimeout, "ping-timeout", 0, "Engine.IO ping timeout of /socket.io/ and /engine.io/ (default 20s, 200ms with --fixture)")
+	fs.Int64Var(&eo.MaxPayload, "max-payload", 0, "largest Engine.IO POST body or WebSocket message of /socket.io/ and /engine.io/, in bytes (default 1000000)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := eo.validate(); err != nil {
-		return err
+	if eo.PingInterval < 0 || eo.PingTimeout < 0 || eo.MaxPayload < 0 {
+		return errors.New("--ping-interval, --ping-timeout and --max-payload must not be negative")
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -46,18 +47,28 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	mux.Handle("/echo", echoHandler(upgrader, logger))
 	var engine *engineio.Server
 	var sio *socketio.Server
-	if *fixture {
-		engine = fixtureEngine(eo, logger)
+	if *fixtureMode {
+		engine = fixture.Engine(eo)
 		mux.Handle(engineio.DefaultPath, engine)
-		sio = fixtureSocketIO(eo, logger)
+		sio = fixture.SocketIO(eo)
 	} else {
-		sio = newSocketIO(newEngine(eo, logger), 0, logger)
+		sio = socketio.NewServer(&socketio.Options{
+			Engine: &engineio.Server{
+				PingInterval:      eo.PingInterval,
+				PingTimeout:       eo.PingTimeout,
+				MaxHTTPBufferSize: eo.MaxPayload,
+				Logger:            logger,
+			},
+			Logger: logger,
+		})
 	}
+	fixture.AddHandlers(sio)
+	addDemoHandlers(sio)
 	mux.Handle(socketio.DefaultPath, sio)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "duplex serving on http://%s (WebSocket echo at ws://%s/echo)\n", ln.Addr(), ln.Addr())
 	what := "Socket.IO"
-	if *fixture {
+	if *fixtureMode {
 		what = "Socket.IO fixture"
 	}
 	fmt.Fprintf(stdout, "%s at http://%s%s (ping interval %v, ping timeout %v, max payload %d)\n",
@@ -116,68 +127,6 @@ func echoHandler(upgrader *ws.Upgrader, logger *slog.Logger) http.Handler {
 			}
 		}
 	})
-}
-
-// engineOptions are the Engine.IO settings of the command line; a zero field keeps the
-// default of the endpoint it applies to.
-type engineOptions struct {
-	pingInterval, pingTimeout time.Duration
-	maxPayload                int64
-}
-
-func (o engineOptions) validate() error {
-	if o.pingInterval < 0 || o.pingTimeout < 0 || o.maxPayload < 0 {
-		return errors.New("--ping-interval, --ping-timeout and --max-payload must not be negative")
-	}
-	return nil
-}
-
-// newEngine returns an Engine.IO server with the command line's settings (the package
-// defaults for those left at zero), logging to logger.
-func newEngine(o engineOptions, logger *slog.Logger) *engineio.Server {
-	return &engineio.Server{
-		PingInterval:      o.pingInterval,
-		PingTimeout:       o.pingTimeout,
-		MaxHTTPBufferSize: o.maxPayload,
-		Logger:            logger,
-	}
-}
-
-// The configuration the official Engine.IO protocol test suite (socketio/engine.io-protocol)
-// expects of the server it tests.
-const (
-	fixturePingInterval = 300 * time.Millisecond
-	fixturePingTimeout  = 200 * time.Millisecond
-	fixtureMaxPayload   = 1_000_000
-)
-
-// fixtureEngine returns the Engine.IO server of the conformance fixture, for mounting at
-// engineio.DefaultPath: every message is sent back as it came (text as text, binary as
-// binary), CORS allows any origin, and the heartbeat and payload limit are the suite's unless
-// the command line overrides them.
-func fixtureEngine(o engineOptions, logger *slog.Logger) *engineio.Server {
-	if o.pingInterval == 0 {
-		o.pingInterval = fixturePingInterval
-	}
-	if o.pingTimeout == 0 {
-		o.pingTimeout = fixturePingTimeout
-	}
-	if o.maxPayload == 0 {
-		o.maxPayload = fixtureMaxPayload
-	}
-	e := newEngine(o, logger)
-	e.CORS = &engineio.CORSOptions{Origins: []string{"*"}}
-	e.OnConnection = func(s *engineio.Session) {
-		s.OnMessage = func(data []byte, binary bool) {
-			flags := engineio.Text
-			if binary {
-				flags = engineio.Binary
-			}
-			// data is only valid during the call; Send keeps what it is given.
-			s.Send(append([]byte(nil), data...), flags)
-		}
-	}
-	return e
 }
 
 // durationOr returns d, or def when d is 0 (a server option left at its default).

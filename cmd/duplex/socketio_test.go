@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/ws"
 )
-
-// sioWait bounds every wait of these tests; an upper bound for slow machines, never a
-// measure of speed.
-const sioWait = 5 * time.Second
 
 // sioClient is a raw Socket.IO client over one Engine.IO WebSocket session to the
 // /socket.io/ endpoint of "duplex serve": it writes packets as text and reads them, answering
@@ -24,43 +18,17 @@ const sioWait = 5 * time.Second
 type sioClient struct {
 	t    *testing.T
 	c    *ws.Conn
-	open struct {
-		SID          string   `json:"sid"`
-		Upgrades     []string `json:"upgrades"`
-		PingInterval int      `json:"pingInterval"`
-		PingTimeout  int      `json:"pingTimeout"`
-		MaxPayload   int      `json:"maxPayload"`
-	}
-}
-
-// socketIOBase returns http://HOST:PORT/socket.io/ for the echo URL startServe returns.
-func socketIOBase(echoURL string) string {
-	return "http://" + strings.TrimSuffix(strings.TrimPrefix(echoURL, "ws://"), "/echo") + "/socket.io/"
+	open eiotest.Open
 }
 
 // dialSocketIO opens an Engine.IO session over WebSocket and reads its open packet.
 func dialSocketIO(t *testing.T, echoURL string) *sioClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), sioWait)
-	defer cancel()
-	u := "ws" + strings.TrimPrefix(socketIOBase(echoURL), "http") + "?EIO=4&transport=websocket"
-	c, _, err := ws.Dial(ctx, u, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", u, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	sc := &sioClient{t: t, c: c}
-	open := sc.read()
-	if !strings.HasPrefix(open, "0") {
-		t.Fatalf("first message %q, want the open packet", open)
-	}
-	if err := json.Unmarshal([]byte(open[1:]), &sc.open); err != nil || sc.open.SID == "" {
-		t.Fatalf("open packet %q: %v", open, err)
-	}
-	return sc
+	c := eiotest.NewClient(t, endpoint(echoURL, "/socket.io/")).MustDial(t, "EIO=4&transport=websocket")
+	return &sioClient{t: t, c: c, open: eiotest.DecodeOpen(t, eiotest.ReadText(t, c))}
 }
 
-// connect joins nsp ("" for the main namespace) with auth (nil for none) and returns the
+// connect joins nsp ("" for the main namespace) with auth ("" for none) and returns the
 // socket id of the CONNECT answer; the "auth" event that follows is checked.
 func (sc *sioClient) connect(nsp, auth string) string {
 	sc.t.Helper()
@@ -91,62 +59,24 @@ func (sc *sioClient) connect(nsp, auth string) string {
 
 func (sc *sioClient) send(s string) {
 	sc.t.Helper()
-	sc.write(ws.MessageText, []byte(s))
+	eiotest.Send(sc.t, sc.c, s)
 }
 
 func (sc *sioClient) write(typ ws.MessageType, b []byte) {
 	sc.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), sioWait)
-	defer cancel()
-	if err := sc.c.WriteMessage(ctx, typ, b); err != nil {
-		sc.t.Fatalf("write %q: %v", b, err)
-	}
-}
-
-// next reads the next message that is not a heartbeat ping (those are answered).
-func (sc *sioClient) next() (ws.MessageType, string, error) {
-	for i := 0; i < 100; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), sioWait)
-		typ, b, err := sc.c.ReadMessage(ctx)
-		cancel()
-		if err != nil {
-			return 0, "", err
-		}
-		if typ == ws.MessageText && string(b) == "2" {
-			ctx, cancel := context.WithTimeout(context.Background(), sioWait)
-			_ = sc.c.WriteMessage(ctx, ws.MessageText, []byte("3"))
-			cancel()
-			continue
-		}
-		return typ, string(b), nil
-	}
-	return 0, "", errors.New("100 pings in a row")
+	eiotest.SendMessage(sc.t, sc.c, typ, b)
 }
 
 // read returns the next text message that is not a ping.
 func (sc *sioClient) read() string {
 	sc.t.Helper()
-	typ, s, err := sc.next()
-	if err != nil {
-		sc.t.Fatalf("read: %v", err)
-	}
-	if typ != ws.MessageText {
-		sc.t.Fatalf("got a %v message % x, want text", typ, s)
-	}
-	return s
+	return eiotest.ReadText(sc.t, sc.c)
 }
 
-// readBinary returns the next message, which must be binary.
+// readBinary returns the next message that is not a ping, which must be binary.
 func (sc *sioClient) readBinary() string {
 	sc.t.Helper()
-	typ, s, err := sc.next()
-	if err != nil {
-		sc.t.Fatalf("read: %v", err)
-	}
-	if typ != ws.MessageBinary {
-		sc.t.Fatalf("got a %v message %q, want binary", typ, s)
-	}
-	return s
+	return eiotest.ReadBinary(sc.t, sc.c)
 }
 
 // expect reads the next text message and checks it.
@@ -164,20 +94,12 @@ func (sc *sioClient) call(id int, event, want string) {
 	sc.expect(fmt.Sprintf("43%d%s", id, want))
 }
 
-// awaitClose reads until the server ends the connection.
+// awaitClose reads (answering pings) until the server ends the connection.
 func (sc *sioClient) awaitClose() {
 	sc.t.Helper()
-	for i := 0; i < 100; i++ {
-		if _, s, err := sc.next(); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				sc.t.Fatalf("connection still open after %v", sioWait)
-			}
-			return
-		} else if s != "" {
-			sc.t.Logf("before the close: %q", s)
-		}
+	if got := eiotest.AwaitWSClose(sc.t, sc.c, true); len(got) > 0 {
+		sc.t.Logf("before the close: %q", got)
 	}
-	sc.t.Fatal("connection still open after 100 messages")
 }
 
 func TestServeSocketIOAnswersEchoJoinLeaveAndBroadcast(t *testing.T) {
@@ -250,34 +172,9 @@ func TestServeFixtureServesTheSocketIOSuiteFixture(t *testing.T) {
 	echoURL, stop := startServe(t, "--fixture")
 
 	// The handshake over polling: the suite's configuration, CORS for any origin.
-	client := &http.Client{Transport: &http.Transport{}, Timeout: sioWait}
-	defer client.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodGet, socketIOBase(echoURL)+"?EIO=4&transport=polling", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Origin", "http://example.test")
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	var open struct {
-		SID          string   `json:"sid"`
-		Upgrades     []string `json:"upgrades"`
-		PingInterval int      `json:"pingInterval"`
-		PingTimeout  int      `json:"pingTimeout"`
-		MaxPayload   int      `json:"maxPayload"`
-	}
-	if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "0") || json.Unmarshal(body[1:], &open) != nil {
-		t.Fatalf("polling handshake: %d %q", res.StatusCode, body)
-	}
-	if open.PingInterval != 300 || open.PingTimeout != 200 || open.MaxPayload != 1000000 ||
-		len(open.Upgrades) != 1 || open.Upgrades[0] != "websocket" {
-		t.Errorf("open packet %+v, want the suite's configuration (300, 200, 1000000, [websocket])", open)
-	}
-	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+	r := pollingHandshake(t, eiotest.NewClient(t, endpoint(echoURL, "/socket.io/")))
+	eiotest.CheckOpen(t, r.Body, []string{"websocket"}, 300*time.Millisecond, 200*time.Millisecond, 1_000_000)
+	if got := r.Header.Get("Access-Control-Allow-Origin"); got != "*" {
 		t.Errorf("Access-Control-Allow-Origin %q, want *", got)
 	}
 
@@ -304,11 +201,10 @@ func TestServeFixtureServesTheSocketIOSuiteFixture(t *testing.T) {
 	idle.awaitClose()
 
 	// The Engine.IO fixture is still at /engine.io/.
-	c := newEngineClient(t, echoURL)
-	eo, _ := c.handshake()
-	q := "EIO=4&transport=polling&sid=" + eo.SID
-	if status, _, body := c.do(http.MethodPost, q, "4hello"); status != http.StatusOK || body != "ok" {
-		t.Fatalf("POST to /engine.io/: %d %q", status, body)
+	c := eiotest.NewClient(t, endpoint(echoURL, "/engine.io/"))
+	sid := eiotest.SIDOf(t, pollingHandshake(t, c).Body)
+	if r := c.Push(t, sid, "4hello"); r.Status != http.StatusOK || r.Body != "ok" {
+		t.Fatalf("POST to /engine.io/: %v", r)
 	}
 
 	if s := stop(); s != 0 {
