@@ -94,10 +94,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if res.Errors > 0 {
-			log.Printf("first error: %s", res.FirstError)
-			os.Exit(1)
-		}
+		exitOnErrors(res.Errors, res.FirstError)
 		return
 	default:
 		log.Fatalf("-proto must be ws, tcp, eio-websocket, eio-polling, sio or sio-bcast")
@@ -107,17 +104,9 @@ func main() {
 	}
 
 	if *idle > 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		go func() { // stdin closing ends the hold early
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			cancel()
-		}()
-		err := load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, cfg.Deflate, *idle, *hold, func() {
-			fmt.Printf("{\"idle_conns\":%d}\n", *idle)
+		holdIdle(ctx, "idle_conns", *idle, func(ctx context.Context, ready func()) error {
+			return load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, cfg.Deflate, *idle, *hold, ready)
 		})
-		if err != nil {
-			log.Fatal(err)
-		}
 		return
 	}
 
@@ -130,10 +119,7 @@ func main() {
 		log.Printf("negotiated %q; %d of %d echoes compressed; wire bytes per message: %.0f sent, %.0f echoed",
 			res.Negotiated, res.Compressed, res.Verified, float64(res.SentWireBytes)/float64(max(res.Verified, 1)), float64(res.EchoWireBytes)/float64(max(res.Verified, 1)))
 	}
-	if res.Errors > 0 {
-		log.Printf("first error: %s", res.FirstError)
-		os.Exit(1)
-	}
+	exitOnErrors(res.Errors, res.FirstError)
 }
 
 // report prints the JSON result line and a human summary.
@@ -144,24 +130,41 @@ func report(res load.Result) {
 		res.Conns, res.Payload, res.InFlight, res.MsgsPerSec, res.P50us, res.P99us, res.Verified, res.Errors)
 }
 
+// exitOnErrors logs the first error and exits 1 when a run had errors.
+func exitOnErrors(failed int64, firstError string) {
+	if failed > 0 {
+		log.Printf("first error: %s", firstError)
+		os.Exit(1)
+	}
+}
+
+// holdIdle runs open, which opens n idle connections, calls ready once all
+// are open and holds them until its context ends. ready prints {"KEY":n}
+// (key names what is held: idle_conns, idle_sessions or idle_clients), the
+// line cmd/compare waits for; stdin closing ends the hold early. An error is
+// fatal.
+func holdIdle(ctx context.Context, key string, n int, open func(ctx context.Context, ready func()) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() { // stdin closing ends the hold early
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	err := open(ctx, func() { fmt.Printf("{\"%s\":%d}\n", key, n) })
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
 // runEIO is the Engine.IO mode: a closed echo loop per session, or idle
 // sessions.
 func runEIO(ctx context.Context, cfg load.Config, transport string, idle int, hold time.Duration) {
 	ec := load.EIOConfig{Addr: cfg.Addr, Path: cfg.Path, Transport: transport, Sessions: cfg.Conns, Payload: cfg.Payload,
 		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID}
 	if idle > 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		go func() { // stdin closing ends the hold early
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			cancel()
-		}()
 		ec.Sessions = idle
-		err := load.IdleEIO(ctx, ec, hold, func() {
-			fmt.Printf("{\"idle_sessions\":%d}\n", idle)
+		holdIdle(ctx, "idle_sessions", idle, func(ctx context.Context, ready func()) error {
+			return load.IdleEIO(ctx, ec, hold, ready)
 		})
-		if err != nil {
-			log.Fatal(err)
-		}
 		return
 	}
 	res, err := load.RunEIO(ctx, ec)
@@ -169,10 +172,7 @@ func runEIO(ctx context.Context, cfg load.Config, transport string, idle int, ho
 		log.Fatal(err)
 	}
 	report(res)
-	if res.Errors > 0 {
-		log.Printf("first error: %s", res.FirstError)
-		os.Exit(1)
-	}
+	exitOnErrors(res.Errors, res.FirstError)
 }
 
 // runSIO is the Socket.IO event+ack mode: a closed loop per client, or idle
@@ -181,18 +181,10 @@ func runSIO(ctx context.Context, cfg load.Config, idle int, hold time.Duration) 
 	sc := load.SIOConfig{Addr: cfg.Addr, Path: cfg.Path, Clients: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight,
 		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID}
 	if idle > 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		go func() { // stdin closing ends the hold early
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			cancel()
-		}()
 		sc.Clients = idle
-		err := load.IdleSIO(ctx, sc, hold, func() {
-			fmt.Printf("{\"idle_clients\":%d}\n", idle)
+		holdIdle(ctx, "idle_clients", idle, func(ctx context.Context, ready func()) error {
+			return load.IdleSIO(ctx, sc, hold, ready)
 		})
-		if err != nil {
-			log.Fatal(err)
-		}
 		return
 	}
 	res, err := load.RunSIO(ctx, sc)
@@ -200,8 +192,5 @@ func runSIO(ctx context.Context, cfg load.Config, idle int, hold time.Duration) 
 		log.Fatal(err)
 	}
 	report(res)
-	if res.Errors > 0 {
-		log.Printf("first error: %s", res.FirstError)
-		os.Exit(1)
-	}
+	exitOnErrors(res.Errors, res.FirstError)
 }

@@ -116,6 +116,26 @@ func (c *Conn) handshake(host, path, offer string) error {
 // returns them all, or closes them and returns the first error.
 func DialMany(ctx context.Context, n int, addr, path string, websocket bool, readBuf int, offer string) ([]*Conn, error) {
 	conns := make([]*Conn, n)
+	err := parallel(ctx, n, 64, "conn", func(ctx context.Context, i int) error {
+		c, err := Dial(ctx, addr, path, websocket, readBuf, offer)
+		conns[i] = c
+		return err
+	})
+	if err != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, err
+	}
+	return conns, nil
+}
+
+// parallel calls fn(0..n-1) from at most workers goroutines and returns the
+// first error, prefixed with what and the index ("conn 3: ..."), or ctx's
+// error if it ended first; after an error no new call starts.
+func parallel(ctx context.Context, n, workers int, what string, fn func(ctx context.Context, i int) error) error {
 	idx := make(chan int, n)
 	for i := 0; i < n; i++ {
 		idx <- i
@@ -125,11 +145,10 @@ func DialMany(ctx context.Context, n int, addr, path string, websocket bool, rea
 	defer cancel()
 	var (
 		wg       sync.WaitGroup
-		mu       sync.Mutex
+		once     sync.Once
 		firstErr error
 	)
-	workers := min(n, 64)
-	for w := 0; w < workers; w++ {
+	for w := 0; w < min(n, workers); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -137,28 +156,16 @@ func DialMany(ctx context.Context, n int, addr, path string, websocket bool, rea
 				if ctx.Err() != nil {
 					return
 				}
-				c, err := Dial(ctx, addr, path, websocket, readBuf, offer)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("conn %d: %w", i, err)
-					}
-					mu.Unlock()
-					cancel()
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("%s %d: %w", what, i, err); cancel() })
 					return
 				}
-				conns[i] = c
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-		return nil, firstErr
+	if firstErr == nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return conns, nil
+	return firstErr
 }

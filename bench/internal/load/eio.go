@@ -10,12 +10,9 @@ import (
 	"io"
 	"math/rand"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/duplexio/duplex/bench/internal/proc"
 )
 
 // Engine.IO v4 load: raw sessions over the two transports, written here on
@@ -77,10 +74,7 @@ type eioSession struct {
 	postBuf    []byte
 	getPending bool
 
-	hist     *Histogram // allocated by RunEIO only: idle sessions stay small
-	msgs     uint64
-	verified uint64
-	err      error
+	tally // its hist allocated by RunEIO only: idle sessions stay small
 }
 
 // eioSeqDigits is how many leading characters of a message's text hold its
@@ -484,46 +478,9 @@ func (s *eioSession) loop() {
 	}
 }
 
-// parallel calls fn(0..n-1) from at most workers goroutines and returns the
-// first error; after an error no new call starts.
-func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	idx := make(chan int, n)
-	for i := 0; i < n; i++ {
-		idx <- i
-	}
-	close(idx)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
-	for w := 0; w < min(n, workers); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx { // bounded by n
-				if ctx.Err() != nil {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("session %d: %w", i, err); cancel() })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return firstErr
-}
-
 func openEIO(ctx context.Context, cfg EIOConfig, tm timing, post bool) ([]*eioSession, error) {
 	ss := make([]*eioSession, cfg.Sessions)
-	err := parallel(ctx, cfg.Sessions, 64, func(ctx context.Context, i int) error {
+	err := parallel(ctx, cfg.Sessions, 64, "session", func(ctx context.Context, i int) error {
 		s := newEIOSession(i, cfg, tm)
 		ss[i] = s
 		if cfg.Transport == EIOWebSocket {
@@ -562,7 +519,7 @@ func RunEIO(ctx context.Context, cfg EIOConfig) (Result, error) {
 	if cfg.MaxMsgs <= 0 {
 		cfg.MaxMsgs = 1 << 40
 	}
-	res := Result{Conns: cfg.Sessions, Payload: cfg.Payload, InFlight: 1, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1, LoadCPUSeconds: -1}
+	res := newResult(cfg.Sessions, cfg.Payload, 1)
 	if err := checkEIOConfig(&cfg); err != nil {
 		return res, err
 	}
@@ -588,57 +545,14 @@ func RunEIO(ctx context.Context, cfg EIOConfig) (Result, error) {
 		go func() { defer wg.Done(); s.loop() }()
 	}
 
-	var cpu0, cpu1, own0, own1 time.Duration
-	var sys0, sys1 int64
-	var cpuErr, sysErr, ownErr error
-	sleepUntil(ctx, tm.base.Add(tm.warmEnd))
-	own0, ownErr = proc.CPUTime(os.Getpid())
-	if cfg.ServerPID > 0 {
-		cpu0, cpuErr = proc.CPUTime(cfg.ServerPID)
-		sys0, sysErr = proc.Syscalls(cfg.ServerPID)
-	}
-	sleepUntil(ctx, tm.base.Add(tm.end))
-	if ownErr == nil {
-		own1, ownErr = proc.CPUTime(os.Getpid())
-	}
-	if cfg.ServerPID > 0 {
-		if cpuErr == nil {
-			cpu1, cpuErr = proc.CPUTime(cfg.ServerPID)
-		}
-		if sysErr == nil {
-			sys1, sysErr = proc.Syscalls(cfg.ServerPID)
-		}
-	}
+	w := sampleWindow(ctx, tm, cfg.ServerPID)
 	wg.Wait() // every loop is bounded by the end+grace deadline on its connections
 
 	var h Histogram
 	for _, s := range ss {
-		h.Merge(s.hist)
-		res.Msgs += s.msgs
-		res.Verified += s.verified
-		if s.err != nil {
-			res.Errors++
-			if res.FirstError == "" {
-				res.FirstError = fmt.Sprintf("session %d: %v", s.id, s.err)
-			}
-		}
+		res.add(&h, &s.tally, "session", s.id)
 	}
-	res.Seconds = cfg.Duration.Seconds()
-	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
-	res.P50us = float64(h.Quantile(0.50)) / 1e3
-	res.P99us = float64(h.Quantile(0.99)) / 1e3
-	if ownErr == nil {
-		res.LoadCPUSeconds = (own1 - own0).Seconds()
-	}
-	if cfg.ServerPID > 0 && cpuErr == nil {
-		res.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
-		if res.Msgs > 0 {
-			res.ServerCPUPerMsgUs = res.ServerCPUSeconds * 1e6 / float64(res.Msgs)
-		}
-	}
-	if cfg.ServerPID > 0 && sysErr == nil && res.Msgs > 0 {
-		res.ServerSyscallsPerMsg = float64(sys1-sys0) / float64(res.Msgs)
-	}
+	res.finish(cfg.Duration, &h, w)
 	return res, ctx.Err()
 }
 

@@ -9,13 +9,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/duplexio/duplex/bench/internal/proc"
 )
 
 // Config describes one load run.
@@ -92,7 +89,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Conns < 1 || cfg.Payload < 1 || cfg.InFlight < 1 || cfg.Duration <= 0 {
 		return Result{}, fmt.Errorf("load: need conns, payload, inflight and duration > 0")
 	}
-	res := Result{Conns: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight, ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1, LoadCPUSeconds: -1}
+	res := newResult(cfg.Conns, cfg.Payload, cfg.InFlight)
 	if cfg.Deflate != "" && !cfg.WebSocket {
 		return res, fmt.Errorf("load: permessage-deflate needs WebSocket")
 	}
@@ -123,85 +120,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		go func() { defer wg.Done(); w.readLoop() }()
 	}
 
-	var cpu0, cpu1, own0, own1 time.Duration
-	var sys0, sys1 int64
-	var cpuErr, sysErr, ownErr error
-	sleepUntil(ctx, base.Add(tm.warmEnd))
-	own0, ownErr = proc.CPUTime(os.Getpid())
-	if cfg.ServerPID > 0 {
-		cpu0, cpuErr = proc.CPUTime(cfg.ServerPID)
-		sys0, sysErr = proc.Syscalls(cfg.ServerPID)
-	}
-	sleepUntil(ctx, base.Add(tm.end))
-	if ownErr == nil {
-		own1, ownErr = proc.CPUTime(os.Getpid())
-	}
-	if cfg.ServerPID > 0 {
-		if cpuErr == nil {
-			cpu1, cpuErr = proc.CPUTime(cfg.ServerPID)
-		}
-		if sysErr == nil {
-			sys1, sysErr = proc.Syscalls(cfg.ServerPID)
-		}
-	}
+	win := sampleWindow(ctx, tm, cfg.ServerPID)
 	wg.Wait() // every loop is bounded by end+grace deadlines
 
 	var h Histogram
 	for _, w := range workers {
-		h.Merge(&w.hist)
-		res.Msgs += w.msgs
-		res.Verified += w.verified
+		res.add(&h, &w.tally, "conn", w.id)
 		if w.dfl != nil {
 			res.Compressed += w.dfl.compressed
 			res.SentWireBytes += w.dfl.sentWire
 			res.EchoWireBytes += w.dfl.echoWire
 		}
-		if w.err != nil {
-			res.Errors++
-			if res.FirstError == "" {
-				res.FirstError = fmt.Sprintf("conn %d: %v", w.id, w.err)
-			}
-		}
 	}
-	res.Seconds = cfg.Duration.Seconds()
-	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
-	res.P50us = float64(h.Quantile(0.50)) / 1e3
-	res.P99us = float64(h.Quantile(0.99)) / 1e3
-	if ownErr == nil {
-		res.LoadCPUSeconds = (own1 - own0).Seconds()
-	}
-	if cfg.ServerPID > 0 && cpuErr == nil {
-		res.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
-		if res.Msgs > 0 {
-			res.ServerCPUPerMsgUs = res.ServerCPUSeconds * 1e6 / float64(res.Msgs)
-		}
-	}
-	if cfg.ServerPID > 0 && sysErr == nil && res.Msgs > 0 {
-		res.ServerSyscallsPerMsg = float64(sys1-sys0) / float64(res.Msgs)
-	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	return res, nil
-}
-
-func sleepUntil(ctx context.Context, t time.Time) {
-	d := time.Until(t)
-	if d <= 0 {
-		return
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-	case <-ctx.Done():
-	}
-}
-
-// timing holds the window as offsets from base (monotonic).
-type timing struct {
-	base         time.Time
-	warmEnd, end time.Duration
+	res.finish(cfg.Duration, &h, win)
+	return res, ctx.Err()
 }
 
 // maxBatchBytes bounds one pipelined write.
@@ -227,12 +159,8 @@ type worker struct {
 	failOnce sync.Once
 	finished atomic.Bool // writer saw every sent message echoed
 
-	// Owned by the reader until wg.Wait.
-	hist     Histogram
-	msgs     uint64
-	verified uint64
-	err      error
-	errMu    sync.Mutex
+	tally // the reader's until wg.Wait, but err, which fail sets under errMu
+	errMu sync.Mutex
 
 	dfl *deflateWorker // nil unless permessage-deflate was negotiated
 }
@@ -268,6 +196,7 @@ func maxCompressed(n int) int { return n + n/8 + 1024 }
 func newWorker(id int, c *Conn, cfg Config, tm timing) *worker {
 	r := rand.New(rand.NewSource(int64(id)*7919 + 1))
 	w := &worker{id: id, c: c, cfg: cfg, tm: tm,
+		tally:   tally{hist: new(Histogram)},
 		pattern: make([]byte, cfg.Payload),
 		rbuf:    make([]byte, cfg.Payload),
 		sendAt:  make([]atomic.Int64, cfg.InFlight),

@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/duplexio/duplex/bench/internal/monoclock"
-	"github.com/duplexio/duplex/bench/internal/proc"
 )
 
 // Socket.IO v5 load: raw Socket.IO packets in raw Engine.IO v4 WebSocket
@@ -96,18 +94,15 @@ type BroadcastResult struct {
 	FirstError string           `json:"first_error,omitempty"`
 }
 
-// sioClient is one Socket.IO client of the load, over one Engine.IO session.
-// Only its own goroutine uses it until the run's WaitGroup is done.
+// sioClient is one Socket.IO client of the load, over one Engine.IO session,
+// whose tally holds what the client's loop counts. Only its own goroutine
+// uses it until the run's WaitGroup is done.
 type sioClient struct {
 	*eioSession
 	nextAck uint64
 	arg     []byte // the echo's string argument (characters without quotes)
 	out     []byte // outgoing Engine.IO packet
 	want    []byte // the expected ack, without the Engine.IO type
-
-	hist           *Histogram
-	msgs, verified uint64
-	err            error
 
 	// broadcast
 	lat  [][]time.Duration // per phase
@@ -286,7 +281,7 @@ func checkSIO(clients int) error {
 // when not nil, runs on each client once it is connected (a join, say).
 func openSIOClients(ctx context.Context, n int, cfg EIOConfig, init func(c *sioClient) error) ([]*sioClient, error) {
 	cs := make([]*sioClient, n)
-	err := parallel(ctx, n, 64, func(ctx context.Context, i int) error {
+	err := parallel(ctx, n, 64, "session", func(ctx context.Context, i int) error {
 		c, err := openSIO(ctx, i, cfg)
 		if err != nil {
 			return err
@@ -322,7 +317,7 @@ func RunSIO(ctx context.Context, cfg SIOConfig) (Result, error) {
 	if cfg.MaxMsgs <= 0 {
 		cfg.MaxMsgs = 1 << 40
 	}
-	res := Result{Conns: cfg.Clients, Payload: cfg.Payload, InFlight: max(cfg.InFlight, 1), ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1, LoadCPUSeconds: -1}
+	res := newResult(cfg.Clients, cfg.Payload, max(cfg.InFlight, 1))
 	if err := checkSIO(cfg.Clients); err != nil {
 		return res, err
 	}
@@ -351,100 +346,10 @@ func RunSIO(ctx context.Context, cfg SIOConfig) (Result, error) {
 
 	var h Histogram
 	for _, c := range cs {
-		h.Merge(c.hist)
-		res.Msgs += c.msgs
-		res.Verified += c.verified
-		if c.err != nil {
-			res.Errors++
-			if res.FirstError == "" {
-				res.FirstError = fmt.Sprintf("client %d: %v", c.id, c.err)
-			}
-		}
+		res.add(&h, &c.tally, "client", c.id)
 	}
-	res.Seconds = cfg.Duration.Seconds()
-	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
-	res.P50us = float64(h.Quantile(0.50)) / 1e3
-	res.P99us = float64(h.Quantile(0.99)) / 1e3
-	w.fill(&res)
+	res.finish(cfg.Duration, &h, w)
 	return res, ctx.Err()
-}
-
-// window holds CPU and syscall samples taken at the edges of a measured
-// window.
-type window struct {
-	cpu0, cpu1, own0, own1 time.Duration
-	sys0, sys1             int64
-	cpuErr, sysErr, ownErr error
-	pid                    int
-}
-
-func (w *window) start(pid int) {
-	w.pid = pid
-	w.own0, w.ownErr = proc.CPUTime(os.Getpid())
-	if pid > 0 {
-		w.cpu0, w.cpuErr = proc.CPUTime(pid)
-		w.sys0, w.sysErr = proc.Syscalls(pid)
-	}
-}
-
-func (w *window) stop() {
-	if w.ownErr == nil {
-		w.own1, w.ownErr = proc.CPUTime(os.Getpid())
-	}
-	if w.pid > 0 {
-		if w.cpuErr == nil {
-			w.cpu1, w.cpuErr = proc.CPUTime(w.pid)
-		}
-		if w.sysErr == nil {
-			w.sys1, w.sysErr = proc.Syscalls(w.pid)
-		}
-	}
-}
-
-// serverCPU returns the server's CPU seconds over the window, -1 when unknown.
-func (w *window) serverCPU() float64 {
-	if w.pid > 0 && w.cpuErr == nil {
-		return (w.cpu1 - w.cpu0).Seconds()
-	}
-	return -1
-}
-
-func (w *window) serverSyscalls() int64 {
-	if w.pid > 0 && w.sysErr == nil {
-		return w.sys1 - w.sys0
-	}
-	return -1
-}
-
-func (w *window) loadCPU() float64 {
-	if w.ownErr == nil {
-		return (w.own1 - w.own0).Seconds()
-	}
-	return -1
-}
-
-// sampleWindow sleeps until the window of tm, sampling at its edges.
-func sampleWindow(ctx context.Context, tm timing, pid int) *window {
-	w := new(window)
-	sleepUntil(ctx, tm.base.Add(tm.warmEnd))
-	w.start(pid)
-	sleepUntil(ctx, tm.base.Add(tm.end))
-	w.stop()
-	return w
-}
-
-// fill puts the window's numbers in res.
-func (w *window) fill(res *Result) {
-	res.LoadCPUSeconds = w.loadCPU()
-	if cpu := w.serverCPU(); cpu >= 0 {
-		res.ServerCPUSeconds = cpu
-		if res.Msgs > 0 {
-			res.ServerCPUPerMsgUs = cpu * 1e6 / float64(res.Msgs)
-		}
-	}
-	if sys := w.serverSyscalls(); sys >= 0 && res.Msgs > 0 {
-		res.ServerSyscallsPerMsg = float64(sys) / float64(res.Msgs)
-	}
 }
 
 // IdleSIO opens cfg.Clients Socket.IO clients connected to the main namespace
