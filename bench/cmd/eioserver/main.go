@@ -10,67 +10,26 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"log"
-	"net"
-	"os"
-	"os/signal"
-	"runtime"
-	"runtime/pprof"
-	"syscall"
-	"time"
 
 	"github.com/duplexio/duplex/bench/internal/eioecho"
-	"github.com/duplexio/duplex/bench/internal/proc"
+	"github.com/duplexio/duplex/bench/internal/servermain"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
-	pingInterval := flag.Duration("ping-interval", 5*time.Minute, "Engine.IO pingInterval (large, so heartbeats do not weigh on the measurements)")
-	pingTimeout := flag.Duration("ping-timeout", 5*time.Minute, "Engine.IO pingTimeout")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file on exit")
-	memprofile := flag.String("memprofile", "", "write an allocation profile to this file on exit")
+	var f servermain.Flags
+	f.AddFlags(flag.CommandLine)
+	pingInterval, pingTimeout := servermain.PingFlags(flag.CommandLine)
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("eioserver: ")
 
-	if _, err := proc.RaiseNoFile(); err != nil {
-		log.Printf("raising RLIMIT_NOFILE: %v", err)
-	}
-	if *memprofile != "" {
-		runtime.MemProfileRate = 4096
-	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := f.Listen()
 	if err != nil {
 		log.Fatal(err)
 	}
 	srv := eioecho.Start(ln, *pingInterval, *pingTimeout)
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-	}
-	fmt.Printf("listening %s\n", ln.Addr())
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	if *cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
-	srv.Close()
-	if *memprofile != "" {
-		f, err := os.Create(*memprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-			log.Fatal(err)
-		}
-		f.Close()
+	if err := f.Serve(ln, srv.Close); err != nil {
+		log.Fatal(err)
 	}
 }
