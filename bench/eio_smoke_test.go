@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,77 +20,10 @@ var eioTransports = []string{load.EIOWebSocket, load.EIOPolling}
 // startEIO serves duplex's Engine.IO echo in-process and returns its address.
 func startEIO(t *testing.T, ping time.Duration) (string, *eioecho.Server) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	srv := eioecho.Start(ln, ping, ping)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), srv
-}
-
-// nodeModules is where test/interop's npm ci installs engine.io.
-const nodeModules = "../test/interop/node_modules"
-
-// needNode skips (or fails, when DUPLEX_INTEROP=required) without node and
-// the engine.io package.
-func needNode(t *testing.T) {
-	t.Helper()
-	missing := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = "node"
-	} else if _, err := os.Stat(filepath.Join(nodeModules, "engine.io", "package.json")); err != nil {
-		missing = "engine.io in " + nodeModules + " (cd test/interop && npm ci)"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("DUPLEX_INTEROP") == "required" {
-		t.Fatalf("missing %s (DUPLEX_INTEROP=required)", missing)
-	}
-	t.Skipf("missing %s (set DUPLEX_INTEROP=required to fail instead)", missing)
-}
-
-// startNodeEIO runs node/eioserver.js and returns its address; the process
-// is ended by its PID at cleanup.
-func startNodeEIO(t *testing.T, ping time.Duration) string {
-	t.Helper()
-	needNode(t)
-	mods, err := filepath.Abs(nodeModules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := strconv.FormatInt(ping.Milliseconds(), 10)
-	cmd := exec.Command("node", "node/eioserver.js", "0", ms, ms)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-	}()
-	select {
-	case l := <-line:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(l), "listening ")
-		if !ok {
-			t.Fatalf("node server said %q", l)
-		}
-		return addr
-	case <-time.After(15 * time.Second):
-		t.Fatal("node server did not listen within 15 s")
-	}
-	return ""
 }
 
 // checkEIOEcho runs a few brief closed loops on both transports and requires
@@ -121,7 +50,7 @@ func TestEIOSmokeDuplex(t *testing.T) {
 }
 
 func TestEIOSmokeNode(t *testing.T) {
-	addr := startNodeEIO(t, time.Minute)
+	addr := startNode(t, nodeEIO, time.Minute)
 	checkEIOEcho(t, addr, 120*time.Millisecond)
 }
 
@@ -133,7 +62,7 @@ func TestEIOAnswersPings(t *testing.T) {
 		checkEIOEcho(t, addr, 400*time.Millisecond)
 	})
 	t.Run("node", func(t *testing.T) {
-		addr := startNodeEIO(t, 50*time.Millisecond)
+		addr := startNode(t, nodeEIO, 50*time.Millisecond)
 		checkEIOEcho(t, addr, 400*time.Millisecond)
 	})
 }
@@ -172,10 +101,7 @@ func TestEIODetectsBadEchoes(t *testing.T) {
 	}
 	for name, mangle := range bad {
 		t.Run(name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			ln := listenLoopback(t)
 			eio := &engineio.Server{OnConnection: func(s *engineio.Session) {
 				n := 0
 				s.OnMessage = func(data []byte, _ bool) {
@@ -212,19 +138,10 @@ func TestEIOCompareEndToEnd(t *testing.T) {
 		t.Skip("builds binaries")
 	}
 	impls := []string{"duplex", "node"}
-	if _, err := exec.LookPath("node"); err != nil {
-		impls = impls[:1]
-	} else if _, err := os.Stat(filepath.Join(nodeModules, "engine.io", "package.json")); err != nil {
+	if checkNode(t, nodeEIO) != nil {
 		impls = impls[:1]
 	}
-	if len(impls) == 1 && os.Getenv("DUPLEX_INTEROP") == "required" {
-		t.Fatal("node or engine.io missing (DUPLEX_INTEROP=required)")
-	}
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/eioserver", "./cmd/load", "./cmd/eiocompare")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir := buildCommands(t, "./cmd/eioserver", "./cmd/load", "./cmd/eiocompare")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "eiocompare"), "-bin", dir, "-pin=false", "-out", "",

@@ -1,15 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,74 +21,10 @@ import (
 // address.
 func startSIO(t *testing.T, ping time.Duration, mode sioecho.EchoMode) (string, *sioecho.Server) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	srv := sioecho.Start(ln, ping, ping, mode)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), srv
-}
-
-// needSIONode skips (or fails, when DUPLEX_INTEROP=required) without node
-// and the socket.io package.
-func needSIONode(t *testing.T) {
-	t.Helper()
-	missing := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = "node"
-	} else if _, err := os.Stat(filepath.Join(nodeModules, "socket.io", "package.json")); err != nil {
-		missing = "socket.io in " + nodeModules + " (cd test/interop && npm ci)"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("DUPLEX_INTEROP") == "required" {
-		t.Fatalf("missing %s (DUPLEX_INTEROP=required)", missing)
-	}
-	t.Skipf("missing %s (set DUPLEX_INTEROP=required to fail instead)", missing)
-}
-
-// startNodeSIO runs node/sioserver.js and returns its address; the process
-// is ended by its PID at cleanup.
-func startNodeSIO(t *testing.T, ping time.Duration) string {
-	t.Helper()
-	needSIONode(t)
-	mods, err := filepath.Abs(nodeModules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := strconv.FormatInt(ping.Milliseconds(), 10)
-	cmd := exec.Command("node", "node/sioserver.js", "0", ms, ms)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-	}()
-	select {
-	case l := <-line:
-		addr, ok := strings.CutPrefix(strings.TrimSpace(l), "listening ")
-		if !ok {
-			t.Fatalf("node server said %q", l)
-		}
-		return addr
-	case <-time.After(15 * time.Second):
-		t.Fatal("node server did not listen within 15 s")
-	}
-	return ""
 }
 
 // checkSIO runs brief event+ack loops and broadcasts and requires every ack
@@ -138,7 +70,7 @@ func TestSIOSmokeDuplex(t *testing.T) {
 }
 
 func TestSIOSmokeNode(t *testing.T) {
-	addr := startNodeSIO(t, time.Minute)
+	addr := startNode(t, nodeSIO, time.Minute)
 	checkSIO(t, addr, 120*time.Millisecond)
 }
 
@@ -150,7 +82,7 @@ func TestSIOAnswersPings(t *testing.T) {
 		checkSIO(t, addr, 400*time.Millisecond)
 	})
 	t.Run("node", func(t *testing.T) {
-		addr := startNodeSIO(t, 50*time.Millisecond)
+		addr := startNode(t, nodeSIO, 50*time.Millisecond)
 		checkSIO(t, addr, 400*time.Millisecond)
 	})
 }
@@ -195,10 +127,7 @@ func TestBroadcastTimestamps(t *testing.T) {
 // badServer is a Socket.IO server whose answers go wrong in one way.
 func badServer(t *testing.T, mangle string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	srv := socketio.NewServer(nil)
 	pattern := sioecho.Pattern(4096)
 	srv.OnConnection(func(s *socketio.Socket) {
@@ -301,19 +230,10 @@ func TestSIOCompareEndToEnd(t *testing.T) {
 		t.Skip("builds binaries")
 	}
 	impls := []string{"duplex", "node"}
-	if _, err := exec.LookPath("node"); err != nil {
-		impls = impls[:1]
-	} else if _, err := os.Stat(filepath.Join(nodeModules, "socket.io", "package.json")); err != nil {
+	if checkNode(t, nodeSIO) != nil {
 		impls = impls[:1]
 	}
-	if len(impls) == 1 && os.Getenv("DUPLEX_INTEROP") == "required" {
-		t.Fatal("node or socket.io missing (DUPLEX_INTEROP=required)")
-	}
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/sioserver", "./cmd/load", "./cmd/siocompare")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir := buildCommands(t, "./cmd/sioserver", "./cmd/load", "./cmd/siocompare")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "siocompare"), "-bin", dir, "-pin=false", "-out", "",

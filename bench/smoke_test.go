@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,10 +18,7 @@ import (
 
 func startImpl(t *testing.T, impl string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	srv, err := servers.Start(impl, ln)
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +66,7 @@ func TestDetectsBadEchoes(t *testing.T) {
 	}
 	for name, mangle := range bad {
 		t.Run(name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			ln := listenLoopback(t)
 			up := websocket.Upgrader{}
 			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				c, err := up.Upgrade(w, r, nil)
@@ -116,11 +108,7 @@ func TestCompareEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries")
 	}
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/echoserver", "./cmd/load", "./cmd/compare")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir := buildCommands(t, "./cmd/echoserver", "./cmd/load", "./cmd/compare")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "compare"), "-bin", dir, "-pin=false", "-out", "",

@@ -9,25 +9,23 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/duplexio/duplex/bench/internal/harness"
 	"github.com/duplexio/duplex/bench/internal/load"
-	"github.com/duplexio/duplex/bench/internal/proc"
+	"github.com/duplexio/duplex/bench/internal/report"
 	"github.com/duplexio/duplex/bench/internal/servers"
 )
 
@@ -40,10 +38,7 @@ type options struct {
 	duration, warmup time.Duration
 	idle             int
 	settle           time.Duration
-	pin              bool
-	serverCPU        string
-	loadCPU          string
-	binDir           string
+	procs            harness.Processes
 	outDir           string
 	profileDir       string
 	deflate          string // permessage-deflate offer for the load; "" = plain
@@ -63,10 +58,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured traffic before each window")
 	flag.IntVar(&o.idle, "idle", 10000, "idle connections for the memory test (0 skips it; with -deflate default 0)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after the idle connections are up before reading RSS")
-	flag.BoolVar(&o.pin, "pin", true, "pin the server to -server-cpu and the load to -load-cpu with taskset")
-	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
-	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load generator")
-	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt echoserver and load (default: go build them)")
+	o.procs.AddFlags(flag.CommandLine, "echoserver")
 	flag.StringVar(&o.outDir, "out", "results", "directory for the raw per-run JSON (\"\" to skip)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a server CPU profile per run and impl to this directory")
 	flag.Parse()
@@ -97,63 +89,37 @@ func main() {
 	if *impls == "" {
 		*impls = strings.Join(defaultImpls(o.deflate != ""), ",")
 	}
-	o.impls = splitList(*impls)
-	if o.deflate == "" && !contains(o.impls, "tcp") {
+	o.impls = harness.SplitList(*impls)
+	if o.deflate == "" && !slices.Contains(o.impls, "tcp") {
 		o.impls = append(o.impls, "tcp")
 	}
 	for _, im := range o.impls {
-		if !contains(servers.Names(), im) {
+		if !slices.Contains(servers.Names(), im) {
 			log.Fatalf("unknown impl %q (have %v)", im, servers.Names())
 		}
 	}
-	if o.conns, err = intList(*conns); err != nil {
+	if o.conns, err = harness.IntList(*conns); err != nil {
 		log.Fatal(err)
 	}
-	if o.sizes, err = intList(*sizes); err != nil {
+	if o.sizes, err = harness.IntList(*sizes); err != nil {
 		log.Fatal(err)
 	}
-	if o.inflight, err = intList(*inflight); err != nil {
+	if o.inflight, err = harness.IntList(*inflight); err != nil {
 		log.Fatal(err)
 	}
 	if o.runs < 1 {
 		log.Fatal("-runs must be at least 1")
 	}
-	if o.pin {
-		if _, err := exec.LookPath("taskset"); err != nil {
-			log.Fatal("taskset not found (util-linux); use -pin=false to run unpinned")
-		}
-		if runtime.NumCPU() < 2 {
-			log.Fatal("need 2 CPUs to pin server and load apart; use -pin=false")
-		}
-	}
-	if _, err := proc.RaiseNoFile(); err != nil {
-		log.Printf("raising RLIMIT_NOFILE: %v", err)
-	}
-
-	if o.binDir == "" {
-		dir, err := os.MkdirTemp("", "duplex-bench-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/echoserver", "./cmd/load")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			log.Fatalf("go build (run compare from the bench directory): %v", err)
-		}
-		o.binDir = dir
-	}
-
-	rep, err := run(context.Background(), o)
-	if o.outDir != "" && rep != nil {
-		if err := rep.save(o.outDir); err != nil {
-			log.Printf("saving raw results: %v", err)
-		}
-	}
-	if rep != nil {
-		rep.print(os.Stdout, o)
-	}
+	cleanup, err := o.procs.Prepare("compare", "./cmd/echoserver")
 	if err != nil {
+		log.Fatal(err)
+	}
+	defer cleanup()
+
+	rep := run(context.Background(), o)
+	report.Save(o.outDir, "", rep.Started, rep)
+	rep.print(os.Stdout, o)
+	if err := report.FailuresError(rep.Failures); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -168,37 +134,6 @@ func defaultImpls(deflate bool) []string {
 		}
 	}
 	return out
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func intList(s string) ([]int, error) {
-	var out []int
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bad number %q in list %q", f, s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cell is one point of the matrix.
@@ -221,7 +156,8 @@ type idleSample struct {
 	BytesPerCon float64
 }
 
-type report struct {
+// results are the raw numbers of every run, saved as JSON.
+type results struct {
 	Started  time.Time    `json:"started"`
 	Tree     string       `json:"tree"` // git commit of the duplex tree, "+dirty" when ws/ has local changes
 	Samples  []sample     `json:"samples"`
@@ -241,12 +177,11 @@ func (o options) cells() []cell {
 	return cs
 }
 
-func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{Started: time.Now(), Tree: treeVersion()}
+func run(ctx context.Context, o options) *results {
+	rep := &results{Started: time.Now(), Tree: harness.TreeVersion("ws")}
 	cells := o.cells()
 	for r := 0; r < o.runs; r++ {
-		// Rotate the order each run so no impl always goes first or last.
-		order := append(append([]string(nil), o.impls[r%len(o.impls):]...), o.impls[:r%len(o.impls)]...)
+		order := harness.Rotate(o.impls, r)
 		for _, impl := range order {
 			log.Printf("run %d/%d: %s", r+1, o.runs, impl)
 			samples, fails := runImpl(ctx, o, r, impl, cells)
@@ -265,76 +200,17 @@ func run(ctx context.Context, o options) (*report, error) {
 			}
 		}
 	}
-	if len(rep.Failures) > 0 {
-		return rep, fmt.Errorf("%d failures:\n  %s", len(rep.Failures), strings.Join(rep.Failures, "\n  "))
-	}
-	return rep, nil
+	return rep
 }
 
-// server is a running echoserver process.
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-	pid  int
-}
-
-// pinned runs name with args, pinned to cpu with taskset when o.pin. taskset
-// execs the program, so the command's PID is the program's own.
-func (o options) pinned(ctx context.Context, cpu string, name string, args ...string) *exec.Cmd {
-	if o.pin {
-		return exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu, name}, args...)...)
-	}
-	return exec.CommandContext(ctx, name, args...)
-}
-
-func startServer(o options, impl, profile string) (*server, error) {
+// startServer starts a fresh echoserver for impl, writing a CPU profile to
+// profile unless it is "".
+func startServer(o options, impl, profile string) (*harness.Server, error) {
 	args := []string{"-impl", impl, "-addr", "127.0.0.1:0"}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
-	cmd := o.pinned(context.Background(), o.serverCPU, filepath.Join(o.binDir, "echoserver"), args...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	// taskset execs the server, so the PID is the server's.
-	s := &server{cmd: cmd, pid: cmd.Process.Pid}
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		a, ok := strings.CutPrefix(strings.TrimSpace(l), "listening ")
-		if !ok {
-			s.stop()
-			return nil, fmt.Errorf("echoserver %s: unexpected first line %q", impl, l)
-		}
-		s.addr = a
-	case <-time.After(15 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("echoserver %s did not start listening in 15s", impl)
-	}
-	return s, nil
-}
-
-// stop sends SIGTERM to the server's PID, then SIGKILL after 10 s.
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
+	return harness.StartServer("echoserver "+impl, o.procs.ServerCommand(o.procs.Bin("echoserver"), args...))
 }
 
 func runImpl(ctx context.Context, o options, r int, impl string, cells []cell) ([]sample, []string) {
@@ -347,7 +223,7 @@ func runImpl(ctx context.Context, o options, r int, impl string, cells []cell) (
 	if err != nil {
 		return nil, []string{fmt.Sprintf("run %d %s: %v", r+1, impl, err)}
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	proto := "ws"
 	if !servers.IsWebSocket(impl) {
 		proto = "tcp"
@@ -368,123 +244,42 @@ func runImpl(ctx context.Context, o options, r int, impl string, cells []cell) (
 	return samples, fails
 }
 
-func runLoad(ctx context.Context, o options, srv *server, proto string, c cell) (load.Result, error) {
+func runLoad(ctx context.Context, o options, srv *harness.Server, proto string, c cell) (load.Result, error) {
 	var res load.Result
-	limit := o.warmup + o.duration + 2*time.Minute
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	args := []string{"-addr", srv.addr, "-proto", proto,
+	args := []string{"-addr", srv.Addr, "-proto", proto,
 		"-conns", strconv.Itoa(c.Conns), "-size", strconv.Itoa(c.Size), "-inflight", strconv.Itoa(c.InFlight),
-		"-duration", o.duration.String(), "-warmup", o.warmup.String(), "-server-pid", strconv.Itoa(srv.pid)}
+		"-duration", o.duration.String(), "-warmup", o.warmup.String(), "-server-pid", strconv.Itoa(srv.PID)}
 	if o.deflate != "" && proto == "ws" {
 		args = append(args, "-deflate", o.deflate)
 	}
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output() // on timeout CommandContext kills the load by PID
-	if err != nil {
-		// The JSON line may still be there: load exits 1 on echo errors.
-		err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &res); jerr != nil {
-		if err == nil {
-			err = fmt.Errorf("load output %q: %v", out, jerr)
-		}
-		return res, err
-	}
+	err := o.procs.RunLoad(ctx, o.warmup+o.duration+2*time.Minute, args, &res)
 	return res, err
 }
 
+// idleRSS starts a fresh server, opens the idle connections and returns the
+// server's RSS growth per connection after the settle time.
 func idleRSS(ctx context.Context, o options, r int, impl string) (idleSample, error) {
 	s := idleSample{Run: r, Impl: impl, Conns: o.idle}
 	srv, err := startServer(o, impl, "")
 	if err != nil {
 		return s, err
 	}
-	defer srv.stop()
-	time.Sleep(500 * time.Millisecond)
-	if s.RSSBefore, err = proc.RSS(srv.pid); err != nil {
-		return s, err
-	}
+	defer srv.Stop()
 	proto := "ws"
 	if !servers.IsWebSocket(impl) {
 		proto = "tcp"
 	}
-	args := []string{"-addr", srv.addr, "-proto", proto, "-idle", strconv.Itoa(o.idle), "-hold", "5m"}
+	args := []string{"-addr", srv.Addr, "-proto", proto, "-idle", strconv.Itoa(o.idle), "-hold", "5m"}
 	if o.deflate != "" && proto == "ws" {
 		args = append(args, "-deflate", o.deflate)
 	}
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	s.RSSBefore, s.RSSAfter, err = o.procs.IdleRSS(ctx, srv, harness.IdleLoad{Args: args,
+		Ready: "idle_conns", NotReady: "idle connections not up", Settle: o.settle})
 	if err != nil {
-		return s, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return s, err
-	}
-	if err := cmd.Start(); err != nil {
-		return s, err
-	}
-	defer func() {
-		stdin.Close() // the load closes its connections and exits
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
-	ready := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- l
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-ready:
-		if !strings.Contains(l, "idle_conns") {
-			return s, fmt.Errorf("load -idle failed (output %q)", l)
-		}
-	case <-time.After(2 * time.Minute):
-		return s, fmt.Errorf("idle connections not up within 2 minutes")
-	}
-	time.Sleep(o.settle)
-	if s.RSSAfter, err = proc.RSS(srv.pid); err != nil {
 		return s, err
 	}
 	s.BytesPerCon = float64(s.RSSAfter-s.RSSBefore) / float64(o.idle)
 	return s, nil
-}
-
-func (rep *report) save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	name := filepath.Join(dir, rep.Started.Format("20060102-150405")+".json")
-	log.Printf("raw results: %s", name)
-	return os.WriteFile(name, b, 0o644)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func sizeName(n int) string {
@@ -497,7 +292,7 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func (rep *report) print(w io.Writer, o options) {
+func (rep *results) print(w io.Writer, o options) {
 	type key struct {
 		impl string
 		c    cell
@@ -513,10 +308,10 @@ func (rep *report) print(w io.Writer, o options) {
 	fmt.Fprintf(w, "\nduplex tree: %s; %s, GOMAXPROCS of each process = 1 CPU when pinned\n", rep.Tree, runtime.Version())
 	if o.deflate != "" {
 		fmt.Fprintf(w, "\n## Compressed echo (permessage-deflate, offer %q; JSON-like text payload; median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
-			o.deflate, o.runs, o.duration, o.serverCPU, o.loadCPU)
+			o.deflate, o.runs, o.duration, o.procs.ServerCPU, o.procs.LoadCPU)
 	} else {
 		fmt.Fprintf(w, "\n## Echo throughput and latency (median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
-			o.runs, o.duration, o.serverCPU, o.loadCPU)
+			o.runs, o.duration, o.procs.ServerCPU, o.procs.LoadCPU)
 	}
 	fmt.Fprintf(w, "| conns | size | in flight | impl | msgs/s | payload MB/s | vs %s | p50 µs | p99 µs | server CPU µs/msg | server syscalls/msg | server CPU %% | load CPU %% | wire B/msg out/back | runs |\n", o.base)
 	fmt.Fprintln(w, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -527,41 +322,23 @@ func (rep *report) print(w io.Writer, o options) {
 				fmt.Fprintf(w, "| %d | %s | %d | %s | failed | | | | | | 0 |\n", c.Conns, sizeName(c.Size), c.InFlight, impl)
 				continue
 			}
-			var mps, ratio, p50, p99, cpu, sys, scpu, lcpu, wout, wback []float64
-			for r, res := range runs {
-				mps = append(mps, res.MsgsPerSec)
-				if res.ServerCPUSeconds >= 0 && res.Seconds > 0 {
-					scpu = append(scpu, 100*res.ServerCPUSeconds/res.Seconds)
-				}
-				if res.LoadCPUSeconds >= 0 && res.Seconds > 0 {
-					lcpu = append(lcpu, 100*res.LoadCPUSeconds/res.Seconds)
-				}
+			e := report.CollectEcho(runs, by[key{o.base, c}])
+			var wout, wback []float64
+			for _, res := range runs {
 				if res.Verified > 0 && res.SentWireBytes > 0 {
 					wout = append(wout, float64(res.SentWireBytes)/float64(res.Verified))
 					wback = append(wback, float64(res.EchoWireBytes)/float64(res.Verified))
 				}
-				p50 = append(p50, res.P50us)
-				p99 = append(p99, res.P99us)
-				if res.ServerCPUPerMsgUs >= 0 {
-					cpu = append(cpu, res.ServerCPUPerMsgUs)
-				}
-				if res.ServerSyscallsPerMsg >= 0 {
-					sys = append(sys, res.ServerSyscallsPerMsg)
-				}
-				if base, ok := by[key{o.base, c}][r]; ok && base.MsgsPerSec > 0 {
-					ratio = append(ratio, res.MsgsPerSec/base.MsgsPerSec)
-				}
-			}
-			rs := "–"
-			if len(ratio) > 0 {
-				rs = fmt.Sprintf("%.2f", median(ratio))
 			}
 			ws := "–"
 			if len(wout) > 0 {
-				ws = fmt.Sprintf("%.0f / %.0f", median(wout), median(wback))
+				ws = fmt.Sprintf("%.0f / %.0f", report.Median(wout), report.Median(wback))
 			}
+			mps := report.Median(e.MsgsPerSec)
 			fmt.Fprintf(w, "| %d | %s | %d | %s | %.0f | %.1f | %s | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %s | %d |\n",
-				c.Conns, sizeName(c.Size), c.InFlight, impl, median(mps), median(mps)*float64(c.Size)/1e6, rs, median(p50), median(p99), median(cpu), median(sys), median(scpu), median(lcpu), ws, len(runs))
+				c.Conns, sizeName(c.Size), c.InFlight, impl, mps, mps*float64(c.Size)/1e6, report.FormatMedian(e.Ratio, "%.2f"),
+				report.Median(e.P50us), report.Median(e.P99us), report.Median(e.ServerCPUPerMsgUs), report.Median(e.ServerSyscallsPerMsg),
+				report.Median(e.ServerCPUPercent), report.Median(e.LoadCPUPercent), ws, len(runs))
 		}
 	}
 	if o.deflate != "" {
@@ -601,27 +378,8 @@ func (rep *report) print(w io.Writer, o options) {
 				fmt.Fprintf(w, "| %s | failed | | | 0 |\n", impl)
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %.1f | %.1f | %.2f | %d |\n", impl, median(before), median(after), median(per), len(per))
+			fmt.Fprintf(w, "| %s | %.1f | %.1f | %.2f | %d |\n", impl, report.Median(before), report.Median(after), report.Median(per), len(per))
 		}
 	}
-	if len(rep.Failures) > 0 {
-		fmt.Fprintf(w, "\n## Failures\n\n")
-		for _, f := range rep.Failures {
-			fmt.Fprintf(w, "- %s\n", f)
-		}
-	}
-}
-
-// treeVersion names the duplex commit being measured, marked dirty when ws/
-// has uncommitted changes.
-func treeVersion() string {
-	out, err := exec.Command("git", "-C", "..", "log", "-1", "--format=%h").Output()
-	if err != nil {
-		return "unknown"
-	}
-	v := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--", "ws").Output(); err == nil && len(st) > 0 {
-		v += "+dirty"
-	}
-	return v
+	report.PrintFailures(w, rep.Failures)
 }

@@ -13,25 +13,21 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/duplexio/duplex/bench/internal/harness"
 	"github.com/duplexio/duplex/bench/internal/load"
-	"github.com/duplexio/duplex/bench/internal/proc"
+	"github.com/duplexio/duplex/bench/internal/report"
 )
 
 type options struct {
@@ -45,15 +41,10 @@ type options struct {
 	idlePolling      int
 	settle           time.Duration
 	pingInterval     time.Duration
-	pin              bool
-	serverCPU        string
-	loadCPU          string
-	binDir           string
+	procs            harness.Processes
 	outDir           string
 	profileDir       string
-	node             string
-	nodeScript       string
-	nodeModules      string
+	node             harness.NodeServer
 }
 
 // The targets of the Engine.IO issue: duplex at least 3× Node's messages/s
@@ -76,22 +67,18 @@ func main() {
 	flag.IntVar(&o.idlePolling, "idle-polling", 1000, "idle polling sessions, each holding a pending GET, for the memory test (0 skips)")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after the idle sessions are open before reading RSS")
 	flag.DurationVar(&o.pingInterval, "ping-interval", 5*time.Minute, "pingInterval and pingTimeout of both servers (long, so heartbeats stay out of the numbers)")
-	flag.BoolVar(&o.pin, "pin", true, "pin the server to -server-cpu and the load to -load-cpu with taskset")
-	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
-	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load generator")
-	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt eioserver and load (default: go build them)")
+	o.procs.AddFlags(flag.CommandLine, "eioserver")
 	flag.StringVar(&o.outDir, "out", "results", "directory for the raw per-run JSON (\"\" to skip)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a duplex server CPU profile per run to this directory")
-	flag.StringVar(&o.node, "node", "node", "node binary")
-	flag.StringVar(&o.nodeScript, "node-script", "node/eioserver.js", "the Node engine.io echo server")
-	flag.StringVar(&o.nodeModules, "node-modules", "../test/interop/node_modules", "node_modules holding engine.io (NODE_PATH)")
+	o.node = harness.NodeServer{Package: "engine.io"}
+	o.node.AddFlags(flag.CommandLine, "node/eioserver.js", "the Node engine.io echo server")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("eiocompare: ")
 
 	var err error
-	o.impls = splitList(*impls)
-	o.transports = splitList(*transports)
+	o.impls = harness.SplitList(*impls)
+	o.transports = harness.SplitList(*transports)
 	for _, im := range o.impls {
 		if im != "duplex" && im != "node" {
 			log.Fatalf("unknown impl %q (have duplex, node)", im)
@@ -102,99 +89,29 @@ func main() {
 			log.Fatalf("unknown transport %q (have websocket, polling)", tr)
 		}
 	}
-	if o.sessions, err = intList(*sessions); err != nil {
+	if o.sessions, err = harness.IntList(*sessions); err != nil {
 		log.Fatal(err)
 	}
 	if o.runs < 1 || o.size < 1 || len(o.impls) == 0 || len(o.transports) == 0 {
 		log.Fatal("need -runs ≥ 1, -size ≥ 1, an impl and a transport")
 	}
-	if contains(o.impls, "node") {
-		if err := checkNode(o); err != nil {
+	if slices.Contains(o.impls, "node") {
+		if err := o.node.Check(); err != nil {
 			log.Fatalf("%v (use -impls duplex to run without Node)", err)
 		}
 	}
-	if o.pin {
-		if _, err := exec.LookPath("taskset"); err != nil {
-			log.Fatal("taskset not found (util-linux); use -pin=false to run unpinned")
-		}
-		if runtime.NumCPU() < 2 {
-			log.Fatal("need 2 CPUs to pin server and load apart; use -pin=false")
-		}
-	}
-	if _, err := proc.RaiseNoFile(); err != nil {
-		log.Printf("raising RLIMIT_NOFILE: %v", err)
-	}
-	if o.binDir == "" {
-		dir, err := os.MkdirTemp("", "duplex-eiobench-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/eioserver", "./cmd/load")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			log.Fatalf("go build (run eiocompare from the bench directory): %v", err)
-		}
-		o.binDir = dir
-	}
-
-	rep, err := run(context.Background(), o)
-	if o.outDir != "" && rep != nil {
-		if err := rep.save(o.outDir); err != nil {
-			log.Printf("saving raw results: %v", err)
-		}
-	}
-	if rep != nil {
-		rep.print(os.Stdout, o)
-	}
+	cleanup, err := o.procs.Prepare("eiocompare", "./cmd/eioserver")
 	if err != nil {
 		log.Fatal(err)
 	}
-}
+	defer cleanup()
 
-// checkNode reports what is missing for the Node server.
-func checkNode(o options) error {
-	if _, err := exec.LookPath(o.node); err != nil {
-		return fmt.Errorf("node not found: %v", err)
+	rep := run(context.Background(), o)
+	report.Save(o.outDir, "eio-", rep.Started, rep)
+	rep.print(os.Stdout, o)
+	if err := report.FailuresError(rep.Failures); err != nil {
+		log.Fatal(err)
 	}
-	if _, err := os.Stat(o.nodeScript); err != nil {
-		return fmt.Errorf("node script: %v (run from the bench directory)", err)
-	}
-	if _, err := os.Stat(filepath.Join(o.nodeModules, "engine.io", "package.json")); err != nil {
-		return fmt.Errorf("engine.io not installed in %s (cd test/interop && npm ci): %v", o.nodeModules, err)
-	}
-	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func intList(s string) ([]int, error) {
-	var out []int
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bad number %q in list %q", f, s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cell is one point of the echo matrix.
@@ -220,7 +137,8 @@ type idleSample struct {
 	BytesPerSess float64 `json:"bytes_per_session"`
 }
 
-type report struct {
+// results are the raw numbers of every run, saved as JSON.
+type results struct {
 	Started  time.Time         `json:"started"`
 	Tree     string            `json:"tree"` // duplex commit, "+dirty" when engineio/ or ws/ have local changes
 	Versions map[string]string `json:"versions"`
@@ -246,14 +164,13 @@ func (o options) idleCount(transport string) int {
 	return o.idlePolling
 }
 
-func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{Started: time.Now(), Tree: treeVersion(), Versions: map[string]string{"go": runtime.Version()}}
-	if contains(o.impls, "node") {
-		rep.Versions["node"] = nodeVersions(o)
+func run(ctx context.Context, o options) *results {
+	rep := &results{Started: time.Now(), Tree: harness.TreeVersion("engineio", "ws"), Versions: map[string]string{"go": runtime.Version()}}
+	if slices.Contains(o.impls, "node") {
+		rep.Versions["node"] = o.node.Versions("engine.io")
 	}
 	for r := 0; r < o.runs; r++ {
-		// Rotate the order each run so no impl always goes first.
-		order := append(append([]string(nil), o.impls[r%len(o.impls):]...), o.impls[:r%len(o.impls)]...)
+		order := harness.Rotate(o.impls, r)
 		for _, impl := range order {
 			log.Printf("run %d/%d: %s", r+1, o.runs, impl)
 			samples, fails := runImpl(ctx, o, r, impl)
@@ -275,100 +192,20 @@ func run(ctx context.Context, o options) (*report, error) {
 			}
 		}
 	}
-	if len(rep.Failures) > 0 {
-		return rep, fmt.Errorf("%d failures:\n  %s", len(rep.Failures), strings.Join(rep.Failures, "\n  "))
-	}
-	return rep, nil
+	return rep
 }
 
-// nodeVersions names node's and engine.io's versions.
-func nodeVersions(o options) string {
-	v := "node ?"
-	if out, err := exec.Command(o.node, "--version").Output(); err == nil {
-		v = "node " + strings.TrimSpace(string(out))
+// startServer starts a fresh server for impl, duplex's writing a CPU profile
+// to profile unless it is "".
+func startServer(o options, impl, profile string) (*harness.Server, error) {
+	if impl == "node" {
+		return o.node.Start(o.procs, o.pingInterval, o.pingInterval)
 	}
-	var pkg struct{ Version string }
-	if b, err := os.ReadFile(filepath.Join(o.nodeModules, "engine.io", "package.json")); err == nil && json.Unmarshal(b, &pkg) == nil {
-		v += ", engine.io " + pkg.Version
+	args := []string{"-addr", "127.0.0.1:0", "-ping-interval", o.pingInterval.String(), "-ping-timeout", o.pingInterval.String()}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
 	}
-	return v
-}
-
-// server is a running server process.
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-	pid  int
-}
-
-// pinned runs name with args, pinned to cpu with taskset when o.pin. taskset
-// execs the program, so the command's PID is the program's own.
-func (o options) pinned(ctx context.Context, cpu string, name string, args ...string) *exec.Cmd {
-	if o.pin {
-		return exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu, name}, args...)...)
-	}
-	return exec.CommandContext(ctx, name, args...)
-}
-
-func startServer(o options, impl, profile string) (*server, error) {
-	var cmd *exec.Cmd
-	ms := strconv.FormatInt(o.pingInterval.Milliseconds(), 10)
-	switch impl {
-	case "duplex":
-		args := []string{"-addr", "127.0.0.1:0", "-ping-interval", o.pingInterval.String(), "-ping-timeout", o.pingInterval.String()}
-		if profile != "" {
-			args = append(args, "-cpuprofile", profile)
-		}
-		cmd = o.pinned(context.Background(), o.serverCPU, filepath.Join(o.binDir, "eioserver"), args...)
-	case "node":
-		cmd = o.pinned(context.Background(), o.serverCPU, o.node, o.nodeScript, "0", ms, ms)
-		mods, err := filepath.Abs(o.nodeModules)
-		if err != nil {
-			return nil, err
-		}
-		cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, pid: cmd.Process.Pid}
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		a, ok := strings.CutPrefix(strings.TrimSpace(l), "listening ")
-		if !ok {
-			s.stop()
-			return nil, fmt.Errorf("%s server: unexpected first line %q", impl, l)
-		}
-		s.addr = a
-	case <-time.After(15 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("%s server did not start listening in 15s", impl)
-	}
-	return s, nil
-}
-
-// stop sends SIGTERM to the server's PID, then SIGKILL after 10 s.
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
+	return harness.StartServer("duplex server", o.procs.ServerCommand(o.procs.Bin("eioserver"), args...))
 }
 
 func runImpl(ctx context.Context, o options, r int, impl string) ([]sample, []string) {
@@ -381,7 +218,7 @@ func runImpl(ctx context.Context, o options, r int, impl string) ([]sample, []st
 	if err != nil {
 		return nil, []string{fmt.Sprintf("run %d %s: %v", r+1, impl, err)}
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	var samples []sample
 	var fails []string
 	for _, c := range o.cells() {
@@ -398,28 +235,12 @@ func runImpl(ctx context.Context, o options, r int, impl string) ([]sample, []st
 	return samples, fails
 }
 
-func runLoad(ctx context.Context, o options, srv *server, c cell) (load.Result, error) {
+func runLoad(ctx context.Context, o options, srv *harness.Server, c cell) (load.Result, error) {
 	var res load.Result
-	ctx, cancel := context.WithTimeout(ctx, o.warmup+o.duration+2*time.Minute)
-	defer cancel()
-	args := []string{"-addr", srv.addr, "-proto", "eio-" + c.Transport, "-conns", strconv.Itoa(c.Sessions),
+	args := []string{"-addr", srv.Addr, "-proto", "eio-" + c.Transport, "-conns", strconv.Itoa(c.Sessions),
 		"-size", strconv.Itoa(o.size), "-duration", o.duration.String(), "-warmup", o.warmup.String(),
-		"-server-pid", strconv.Itoa(srv.pid)}
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output() // on timeout CommandContext kills the load by PID
-	if err != nil {
-		// The JSON line may still be there: load exits 1 on echo errors.
-		err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &res); jerr != nil {
-		if err == nil {
-			err = fmt.Errorf("load output %q: %v", out, jerr)
-		}
-		return res, err
-	}
+		"-server-pid", strconv.Itoa(srv.PID)}
+	err := o.procs.RunLoad(ctx, o.warmup+o.duration+2*time.Minute, args, &res)
 	return res, err
 }
 
@@ -432,84 +253,18 @@ func idleRSS(ctx context.Context, o options, r int, impl, transport string) (idl
 	if err != nil {
 		return s, err
 	}
-	defer srv.stop()
-	time.Sleep(500 * time.Millisecond)
-	if s.RSSBefore, err = proc.RSS(srv.pid); err != nil {
-		return s, err
-	}
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"),
-		"-addr", srv.addr, "-proto", "eio-"+transport, "-idle", strconv.Itoa(n), "-hold", "5m")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	defer srv.Stop()
+	args := []string{"-addr", srv.Addr, "-proto", "eio-" + transport, "-idle", strconv.Itoa(n), "-hold", "5m"}
+	s.RSSBefore, s.RSSAfter, err = o.procs.IdleRSS(ctx, srv, harness.IdleLoad{Args: args,
+		Ready: "idle_sessions", NotReady: "idle sessions not open", Settle: o.settle})
 	if err != nil {
-		return s, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return s, err
-	}
-	if err := cmd.Start(); err != nil {
-		return s, err
-	}
-	defer func() {
-		stdin.Close() // the load closes its sessions and exits
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
-	ready := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- l
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-ready:
-		if !strings.Contains(l, "idle_sessions") {
-			return s, fmt.Errorf("load -idle failed (output %q)", l)
-		}
-	case <-time.After(2 * time.Minute):
-		return s, fmt.Errorf("idle sessions not open within 2 minutes")
-	}
-	time.Sleep(o.settle)
-	if s.RSSAfter, err = proc.RSS(srv.pid); err != nil {
 		return s, err
 	}
 	s.BytesPerSess = float64(s.RSSAfter-s.RSSBefore) / float64(n)
 	return s, nil
 }
 
-func (rep *report) save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	name := filepath.Join(dir, "eio-"+rep.Started.Format("20060102-150405")+".json")
-	log.Printf("raw results: %s", name)
-	return os.WriteFile(name, b, 0o644)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func (rep *report) print(w io.Writer, o options) {
+func (rep *results) print(w io.Writer, o options) {
 	type key struct {
 		impl string
 		c    cell
@@ -522,22 +277,12 @@ func (rep *report) print(w io.Writer, o options) {
 		}
 		by[k][s.Run] = s.Res
 	}
-	vs := []string{"duplex " + rep.Tree, rep.Versions["go"]}
-	if v, ok := rep.Versions["node"]; ok {
-		vs = append(vs, v)
-	}
-	fmt.Fprintf(w, "\n%s; each process pinned to one CPU when -pin\n", strings.Join(vs, "; "))
+	report.PrintVersions(w, rep.Tree, rep.Versions)
 	fmt.Fprintf(w, "\n## Engine.IO echo (%d-character text messages, closed loop per session; median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
-		o.size, o.runs, o.duration, o.serverCPU, o.loadCPU)
+		o.size, o.runs, o.duration, o.procs.ServerCPU, o.procs.LoadCPU)
 	fmt.Fprintln(w, "| transport | sessions | impl | msgs/s | vs node | msgs per server CPU-s | vs node | p50 µs | p99 µs | server CPU µs/msg | server syscalls/msg | server CPU % | load CPU % | runs |")
 	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	type verdict struct {
-		what   string
-		ratio  float64
-		target string
-		ok     bool
-	}
-	var verdicts []verdict
+	var targets []report.Target
 	for _, c := range o.cells() {
 		for _, impl := range o.impls {
 			runs := by[key{impl, c}]
@@ -545,50 +290,17 @@ func (rep *report) print(w io.Writer, o options) {
 				fmt.Fprintf(w, "| %s | %d | %s | failed | | | | | | | | | | 0 |\n", c.Transport, c.Sessions, impl)
 				continue
 			}
-			var mps, ratio, perCPU, cpuRatio, p50, p99, cpu, sys, scpu, lcpu []float64
-			for r, res := range runs {
-				mps = append(mps, res.MsgsPerSec)
-				if res.ServerCPUSeconds > 0 {
-					perCPU = append(perCPU, float64(res.Msgs)/res.ServerCPUSeconds)
-				}
-				p50 = append(p50, res.P50us)
-				p99 = append(p99, res.P99us)
-				if res.ServerCPUPerMsgUs >= 0 {
-					cpu = append(cpu, res.ServerCPUPerMsgUs)
-				}
-				if res.ServerSyscallsPerMsg >= 0 {
-					sys = append(sys, res.ServerSyscallsPerMsg)
-				}
-				if res.ServerCPUSeconds >= 0 && res.Seconds > 0 {
-					scpu = append(scpu, 100*res.ServerCPUSeconds/res.Seconds)
-				}
-				if res.LoadCPUSeconds >= 0 && res.Seconds > 0 {
-					lcpu = append(lcpu, 100*res.LoadCPUSeconds/res.Seconds)
-				}
-				if base, ok := by[key{"node", c}][r]; ok && base.MsgsPerSec > 0 {
-					ratio = append(ratio, res.MsgsPerSec/base.MsgsPerSec)
-					if res.ServerCPUSeconds > 0 && base.ServerCPUSeconds > 0 && base.Msgs > 0 {
-						cpuRatio = append(cpuRatio, (float64(res.Msgs)/res.ServerCPUSeconds)/(float64(base.Msgs)/base.ServerCPUSeconds))
-					}
-				}
+			e := report.CollectEcho(runs, by[key{"node", c}])
+			if impl == "duplex" && len(e.Ratio) > 0 {
+				targets = append(targets, report.AtLeast(fmt.Sprintf("msgs/s, %s, %d sessions", c.Transport, c.Sessions), report.Median(e.Ratio), targetSpeedup))
 			}
-			rs, crs := "–", "–"
-			if len(ratio) > 0 {
-				rs = fmt.Sprintf("%.2f", median(ratio))
-				if impl == "duplex" {
-					m := median(ratio)
-					verdicts = append(verdicts, verdict{fmt.Sprintf("msgs/s, %s, %d sessions", c.Transport, c.Sessions), m, fmt.Sprintf("≥ %.0f×", targetSpeedup), m >= targetSpeedup})
-				}
-			}
-			if len(cpuRatio) > 0 {
-				crs = fmt.Sprintf("%.2f", median(cpuRatio))
-				if impl == "duplex" {
-					m := median(cpuRatio)
-					verdicts = append(verdicts, verdict{fmt.Sprintf("msgs per server CPU-second, %s, %d sessions", c.Transport, c.Sessions), m, fmt.Sprintf("≥ %.0f×", targetSpeedup), m >= targetSpeedup})
-				}
+			if impl == "duplex" && len(e.CPURatio) > 0 {
+				targets = append(targets, report.AtLeast(fmt.Sprintf("msgs per server CPU-second, %s, %d sessions", c.Transport, c.Sessions), report.Median(e.CPURatio), targetSpeedup))
 			}
 			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %s | %.0f | %s | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %d |\n",
-				c.Transport, c.Sessions, impl, median(mps), rs, median(perCPU), crs, median(p50), median(p99), median(cpu), median(sys), median(scpu), median(lcpu), len(runs))
+				c.Transport, c.Sessions, impl, report.Median(e.MsgsPerSec), report.FormatMedian(e.Ratio, "%.2f"),
+				report.Median(e.MsgsPerServerCPUSec), report.FormatMedian(e.CPURatio, "%.2f"), report.Median(e.P50us), report.Median(e.P99us),
+				report.Median(e.ServerCPUPerMsgUs), report.Median(e.ServerSyscallsPerMsg), report.Median(e.ServerCPUPercent), report.Median(e.LoadCPUPercent), len(runs))
 		}
 	}
 	if len(rep.Idle) > 0 {
@@ -622,48 +334,14 @@ func (rep *report) print(w io.Writer, o options) {
 					fmt.Fprintf(w, "| %s | %d | %s | failed | | | | 0 |\n", tr, o.idleCount(tr), impl)
 					continue
 				}
-				rs := "–"
-				if len(ratio) > 0 {
-					m := median(ratio)
-					rs = fmt.Sprintf("%.2f", m)
-					if impl == "duplex" {
-						verdicts = append(verdicts, verdict{fmt.Sprintf("memory per idle session, %s", tr), m, fmt.Sprintf("≤ %.2f×", targetMemory), m <= targetMemory})
-					}
+				if impl == "duplex" && len(ratio) > 0 {
+					targets = append(targets, report.AtMost(fmt.Sprintf("memory per idle session, %s", tr), report.Median(ratio), targetMemory))
 				}
-				fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.1f | %.2f | %s | %d |\n", tr, o.idleCount(tr), impl, median(before), median(after), median(per), rs, len(per))
+				fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.1f | %.2f | %s | %d |\n", tr, o.idleCount(tr), impl,
+					report.Median(before), report.Median(after), report.Median(per), report.FormatMedian(ratio, "%.2f"), len(per))
 			}
 		}
 	}
-	if len(verdicts) > 0 {
-		fmt.Fprintf(w, "\n## Targets (duplex ÷ node, medians of per-run ratios)\n\n")
-		fmt.Fprintln(w, "| what | duplex ÷ node | target | met |")
-		fmt.Fprintln(w, "|---|---:|---:|---|")
-		for _, v := range verdicts {
-			met := "yes"
-			if !v.ok {
-				met = "**no**"
-			}
-			fmt.Fprintf(w, "| %s | %.2f | %s | %s |\n", v.what, v.ratio, v.target, met)
-		}
-	}
-	if len(rep.Failures) > 0 {
-		fmt.Fprintf(w, "\n## Failures\n\n")
-		for _, f := range rep.Failures {
-			fmt.Fprintf(w, "- %s\n", f)
-		}
-	}
-}
-
-// treeVersion names the duplex commit being measured, marked dirty when
-// engineio/ or ws/ have uncommitted changes.
-func treeVersion() string {
-	out, err := exec.Command("git", "-C", "..", "log", "-1", "--format=%h").Output()
-	if err != nil {
-		return "unknown"
-	}
-	v := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--", "engineio", "ws").Output(); err == nil && len(st) > 0 {
-		v += "+dirty"
-	}
-	return v
+	report.PrintTargets(w, targets)
+	report.PrintFailures(w, rep.Failures)
 }

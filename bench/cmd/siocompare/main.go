@@ -14,25 +14,21 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/duplexio/duplex/bench/internal/harness"
 	"github.com/duplexio/duplex/bench/internal/load"
-	"github.com/duplexio/duplex/bench/internal/proc"
+	"github.com/duplexio/duplex/bench/internal/report"
 )
 
 type options struct {
@@ -51,15 +47,10 @@ type options struct {
 	settle           time.Duration
 	pingInterval     time.Duration
 	echoMode         string
-	pin              bool
-	serverCPU        string
-	loadCPU          string
-	binDir           string
+	procs            harness.Processes
 	outDir           string
 	profileDir       string
-	node             string
-	nodeScript       string
-	nodeModules      string
+	node             harness.NodeServer
 }
 
 // The target of the Socket.IO issue: duplex at least 3× Node's event+ack
@@ -84,30 +75,26 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after the idle clients are connected before reading RSS")
 	flag.DurationVar(&o.pingInterval, "ping-interval", 5*time.Minute, "pingInterval and pingTimeout of both servers (long, so heartbeats stay out of the numbers)")
 	flag.StringVar(&o.echoMode, "echo", "raw", "how duplex's echo handler builds its ack: raw (Args.Raw) or values (Args.Values)")
-	flag.BoolVar(&o.pin, "pin", true, "pin the server to -server-cpu and the load to -load-cpu with taskset")
-	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
-	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load generator")
-	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt sioserver and load (default: go build them)")
+	o.procs.AddFlags(flag.CommandLine, "sioserver")
 	flag.StringVar(&o.outDir, "out", "results", "directory for the raw per-run JSON (\"\" to skip)")
 	flag.StringVar(&o.profileDir, "profile", "", "write duplex server CPU profiles (one per run for event+ack, one for broadcast) to this directory")
-	flag.StringVar(&o.node, "node", "node", "node binary")
-	flag.StringVar(&o.nodeScript, "node-script", "node/sioserver.js", "the Node socket.io bench server")
-	flag.StringVar(&o.nodeModules, "node-modules", "../test/interop/node_modules", "node_modules holding socket.io (NODE_PATH)")
+	o.node = harness.NodeServer{Package: "socket.io"}
+	o.node.AddFlags(flag.CommandLine, "node/sioserver.js", "the Node socket.io bench server")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("siocompare: ")
 
 	var err error
-	o.impls = splitList(*impls)
+	o.impls = harness.SplitList(*impls)
 	for _, im := range o.impls {
 		if im != "duplex" && im != "node" {
 			log.Fatalf("unknown impl %q (have duplex, node)", im)
 		}
 	}
-	if o.clients, err = intList(*clients); err != nil {
+	if o.clients, err = harness.IntList(*clients); err != nil {
 		log.Fatal(err)
 	}
-	if o.inflight, err = intList(*inflight); err != nil {
+	if o.inflight, err = harness.IntList(*inflight); err != nil {
 		log.Fatal(err)
 	}
 	if o.runs < 1 || o.size < 1 || len(o.impls) == 0 || o.bcastMessages < 1 {
@@ -116,93 +103,23 @@ func main() {
 	if o.echoMode != "raw" && o.echoMode != "values" {
 		log.Fatal("-echo must be raw or values")
 	}
-	if contains(o.impls, "node") {
-		if err := checkNode(o); err != nil {
+	if slices.Contains(o.impls, "node") {
+		if err := o.node.Check(); err != nil {
 			log.Fatalf("%v (use -impls duplex to run without Node)", err)
 		}
 	}
-	if o.pin {
-		if _, err := exec.LookPath("taskset"); err != nil {
-			log.Fatal("taskset not found (util-linux); use -pin=false to run unpinned")
-		}
-		if runtime.NumCPU() < 2 {
-			log.Fatal("need 2 CPUs to pin server and load apart; use -pin=false")
-		}
-	}
-	if _, err := proc.RaiseNoFile(); err != nil {
-		log.Printf("raising RLIMIT_NOFILE: %v", err)
-	}
-	if o.binDir == "" {
-		dir, err := os.MkdirTemp("", "duplex-siobench-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/sioserver", "./cmd/load")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			log.Fatalf("go build (run siocompare from the bench directory): %v", err)
-		}
-		o.binDir = dir
-	}
-
-	rep, err := run(context.Background(), o)
-	if o.outDir != "" && rep != nil {
-		if err := rep.save(o.outDir); err != nil {
-			log.Printf("saving raw results: %v", err)
-		}
-	}
-	if rep != nil {
-		rep.print(os.Stdout, o)
-	}
+	cleanup, err := o.procs.Prepare("siocompare", "./cmd/sioserver")
 	if err != nil {
 		log.Fatal(err)
 	}
-}
+	defer cleanup()
 
-// checkNode reports what is missing for the Node server.
-func checkNode(o options) error {
-	if _, err := exec.LookPath(o.node); err != nil {
-		return fmt.Errorf("node not found: %v", err)
+	rep := run(context.Background(), o)
+	report.Save(o.outDir, "sio-", rep.Started, rep)
+	rep.print(os.Stdout, o)
+	if err := report.FailuresError(rep.Failures); err != nil {
+		log.Fatal(err)
 	}
-	if _, err := os.Stat(o.nodeScript); err != nil {
-		return fmt.Errorf("node script: %v (run from the bench directory)", err)
-	}
-	if _, err := os.Stat(filepath.Join(o.nodeModules, "socket.io", "package.json")); err != nil {
-		return fmt.Errorf("socket.io not installed in %s (cd test/interop && npm ci): %v", o.nodeModules, err)
-	}
-	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func intList(s string) ([]int, error) {
-	var out []int
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bad number %q in list %q", f, s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 type echoSample struct {
@@ -241,7 +158,8 @@ type idleSample struct {
 	BytesPerConn float64 `json:"bytes_per_client"`
 }
 
-type report struct {
+// results are the raw numbers of every run, saved as JSON.
+type results struct {
 	Started  time.Time         `json:"started"`
 	Tree     string            `json:"tree"` // duplex commit, "+dirty" when socketio/, engineio/ or ws/ have local changes
 	Versions map[string]string `json:"versions"`
@@ -251,14 +169,13 @@ type report struct {
 	Failures []string          `json:"failures"`
 }
 
-func run(ctx context.Context, o options) (*report, error) {
-	rep := &report{Started: time.Now(), Tree: treeVersion(), Versions: map[string]string{"go": runtime.Version()}}
-	if contains(o.impls, "node") {
-		rep.Versions["node"] = nodeVersions(o)
+func run(ctx context.Context, o options) *results {
+	rep := &results{Started: time.Now(), Tree: harness.TreeVersion("socketio", "engineio", "ws"), Versions: map[string]string{"go": runtime.Version()}}
+	if slices.Contains(o.impls, "node") {
+		rep.Versions["node"] = o.node.Versions("socket.io", "engine.io", "ws")
 	}
 	for r := 0; r < o.runs; r++ {
-		// Rotate the order each run so no impl always goes first.
-		order := append(append([]string(nil), o.impls[r%len(o.impls):]...), o.impls[:r%len(o.impls)]...)
+		order := harness.Rotate(o.impls, r)
 		for _, impl := range order {
 			log.Printf("run %d/%d: %s event+ack", r+1, o.runs, impl)
 			samples, fails := runEcho(ctx, o, r, impl)
@@ -288,102 +205,20 @@ func run(ctx context.Context, o options) (*report, error) {
 			}
 		}
 	}
-	if len(rep.Failures) > 0 {
-		return rep, fmt.Errorf("%d failures:\n  %s", len(rep.Failures), strings.Join(rep.Failures, "\n  "))
-	}
-	return rep, nil
+	return rep
 }
 
-// nodeVersions names node's and socket.io's versions.
-func nodeVersions(o options) string {
-	v := "node ?"
-	if out, err := exec.Command(o.node, "--version").Output(); err == nil {
-		v = "node " + strings.TrimSpace(string(out))
+// startServer starts a fresh server for impl, duplex's writing a CPU profile
+// to profile unless it is "".
+func startServer(o options, impl, profile string) (*harness.Server, error) {
+	if impl == "node" {
+		return o.node.Start(o.procs, o.pingInterval, o.pingInterval)
 	}
-	for _, pkg := range []string{"socket.io", "engine.io", "ws"} {
-		var p struct{ Version string }
-		if b, err := os.ReadFile(filepath.Join(o.nodeModules, pkg, "package.json")); err == nil && json.Unmarshal(b, &p) == nil {
-			v += ", " + pkg + " " + p.Version
-		}
+	args := []string{"-addr", "127.0.0.1:0", "-ping-interval", o.pingInterval.String(), "-ping-timeout", o.pingInterval.String(), "-echo", o.echoMode}
+	if profile != "" {
+		args = append(args, "-cpuprofile", profile)
 	}
-	return v
-}
-
-// server is a running server process.
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-	pid  int
-}
-
-// pinned runs name with args, pinned to cpu with taskset when o.pin. taskset
-// execs the program, so the command's PID is the program's own.
-func (o options) pinned(ctx context.Context, cpu string, name string, args ...string) *exec.Cmd {
-	if o.pin {
-		return exec.CommandContext(ctx, "taskset", append([]string{"-c", cpu, name}, args...)...)
-	}
-	return exec.CommandContext(ctx, name, args...)
-}
-
-func startServer(o options, impl, profile string) (*server, error) {
-	var cmd *exec.Cmd
-	ms := strconv.FormatInt(o.pingInterval.Milliseconds(), 10)
-	switch impl {
-	case "duplex":
-		args := []string{"-addr", "127.0.0.1:0", "-ping-interval", o.pingInterval.String(), "-ping-timeout", o.pingInterval.String(), "-echo", o.echoMode}
-		if profile != "" {
-			args = append(args, "-cpuprofile", profile)
-		}
-		cmd = o.pinned(context.Background(), o.serverCPU, filepath.Join(o.binDir, "sioserver"), args...)
-	case "node":
-		cmd = o.pinned(context.Background(), o.serverCPU, o.node, o.nodeScript, "0", ms, ms)
-		mods, err := filepath.Abs(o.nodeModules)
-		if err != nil {
-			return nil, err
-		}
-		cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
-	}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, pid: cmd.Process.Pid}
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- l
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case l := <-line:
-		a, ok := strings.CutPrefix(strings.TrimSpace(l), "listening ")
-		if !ok {
-			s.stop()
-			return nil, fmt.Errorf("%s server: unexpected first line %q", impl, l)
-		}
-		s.addr = a
-	case <-time.After(15 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("%s server did not start listening in 15s", impl)
-	}
-	return s, nil
-}
-
-// stop sends SIGTERM to the server's PID, then SIGKILL after 10 s.
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
+	return harness.StartServer("duplex server", o.procs.ServerCommand(o.procs.Bin("sioserver"), args...))
 }
 
 func (o options) profile(impl, what string, r int) string {
@@ -399,15 +234,15 @@ func runEcho(ctx context.Context, o options, r int, impl string) ([]echoSample, 
 	if err != nil {
 		return nil, []string{fmt.Sprintf("run %d %s: %v", r+1, impl, err)}
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	var samples []echoSample
 	var fails []string
 	for _, c := range o.echoCells() {
-		args := []string{"-addr", srv.addr, "-proto", "sio", "-conns", strconv.Itoa(c.clients), "-inflight", strconv.Itoa(c.inflight),
+		args := []string{"-addr", srv.Addr, "-proto", "sio", "-conns", strconv.Itoa(c.clients), "-inflight", strconv.Itoa(c.inflight),
 			"-size", strconv.Itoa(o.size), "-duration", o.duration.String(), "-warmup", o.warmup.String(),
-			"-server-pid", strconv.Itoa(srv.pid)}
+			"-server-pid", strconv.Itoa(srv.PID)}
 		var res load.Result
-		err := runLoad(ctx, o, o.warmup+o.duration+2*time.Minute, args, &res)
+		err := o.procs.RunLoad(ctx, o.warmup+o.duration+2*time.Minute, args, &res)
 		if err == nil && res.Errors > 0 {
 			err = fmt.Errorf("%d clients failed, first: %s", res.Errors, res.FirstError)
 		}
@@ -426,12 +261,12 @@ func runBroadcast(ctx context.Context, o options, r int, impl string) (bcastSamp
 	if err != nil {
 		return s, err
 	}
-	defer srv.stop()
-	args := []string{"-addr", srv.addr, "-proto", "sio-bcast", "-conns", strconv.Itoa(o.bcastClients),
+	defer srv.Stop()
+	args := []string{"-addr", srv.Addr, "-proto", "sio-bcast", "-conns", strconv.Itoa(o.bcastClients),
 		"-size", strconv.Itoa(o.size), "-messages", strconv.Itoa(o.bcastMessages), "-warmup-messages", strconv.Itoa(o.bcastWarmup),
 		"-paced-messages", strconv.Itoa(o.pacedMessages), "-interval", o.pacedInterval.String(),
-		"-server-pid", strconv.Itoa(srv.pid)}
-	err = runLoad(ctx, o, 8*time.Minute, args, &s.Res)
+		"-server-pid", strconv.Itoa(srv.PID)}
+	err = o.procs.RunLoad(ctx, 8*time.Minute, args, &s.Res)
 	if err == nil && s.Res.Errors > 0 {
 		err = fmt.Errorf("%d clients failed, first: %s", s.Res.Errors, s.Res.FirstError)
 	}
@@ -439,29 +274,6 @@ func runBroadcast(ctx context.Context, o options, r int, impl string) (bcastSamp
 		err = fmt.Errorf("no phase measured")
 	}
 	return s, err
-}
-
-// runLoad runs the load with args, bounded by timeout, and decodes its last
-// stdout line into res.
-func runLoad(ctx context.Context, o options, timeout time.Duration, args []string, res any) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"), args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output() // on timeout CommandContext kills the load by PID
-	if err != nil {
-		// The JSON line may still be there: load exits 1 on errors.
-		err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), res); jerr != nil {
-		if err == nil {
-			err = fmt.Errorf("load output %q: %v", out, jerr)
-		}
-		return err
-	}
-	return err
 }
 
 // idleRSS starts a fresh server, connects the idle clients and returns the
@@ -472,129 +284,28 @@ func idleRSS(ctx context.Context, o options, r int, impl string) (idleSample, er
 	if err != nil {
 		return s, err
 	}
-	defer srv.stop()
-	time.Sleep(500 * time.Millisecond)
-	if s.RSSBefore, err = proc.RSS(srv.pid); err != nil {
-		return s, err
-	}
-	cmd := o.pinned(ctx, o.loadCPU, filepath.Join(o.binDir, "load"),
-		"-addr", srv.addr, "-proto", "sio", "-idle", strconv.Itoa(o.idle), "-hold", "5m")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	defer srv.Stop()
+	args := []string{"-addr", srv.Addr, "-proto", "sio", "-idle", strconv.Itoa(o.idle), "-hold", "5m"}
+	s.RSSBefore, s.RSSAfter, err = o.procs.IdleRSS(ctx, srv, harness.IdleLoad{Args: args,
+		Ready: "idle_clients", NotReady: "idle clients not connected", Settle: o.settle})
 	if err != nil {
-		return s, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return s, err
-	}
-	if err := cmd.Start(); err != nil {
-		return s, err
-	}
-	defer func() {
-		stdin.Close() // the load closes its clients and exits
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
-	ready := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		ready <- l
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-ready:
-		if !strings.Contains(l, "idle_clients") {
-			return s, fmt.Errorf("load -idle failed (output %q)", l)
-		}
-	case <-time.After(2 * time.Minute):
-		return s, fmt.Errorf("idle clients not connected within 2 minutes")
-	}
-	time.Sleep(o.settle)
-	if s.RSSAfter, err = proc.RSS(srv.pid); err != nil {
 		return s, err
 	}
 	s.BytesPerConn = float64(s.RSSAfter-s.RSSBefore) / float64(o.idle)
 	return s, nil
 }
 
-func (rep *report) save(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	name := filepath.Join(dir, "sio-"+rep.Started.Format("20060102-150405")+".json")
-	log.Printf("raw results: %s", name)
-	return os.WriteFile(name, b, 0o644)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// cell formats the median of v, or "–" when v is empty.
-func cell(v []float64, format string) string {
-	if len(v) == 0 {
-		return "–"
-	}
-	return fmt.Sprintf(format, median(v))
-}
-
-type verdict struct {
-	what   string
-	ratio  float64
-	target string
-	ok     bool
-}
-
-func (rep *report) print(w io.Writer, o options) {
-	vs := []string{"duplex " + rep.Tree, rep.Versions["go"]}
-	if v, ok := rep.Versions["node"]; ok {
-		vs = append(vs, v)
-	}
-	fmt.Fprintf(w, "\n%s; each process pinned to one CPU when -pin\n", strings.Join(vs, "; "))
-	var verdicts []verdict
-	verdicts = rep.printEcho(w, o, verdicts)
-	verdicts = rep.printBroadcast(w, o, verdicts)
+func (rep *results) print(w io.Writer, o options) {
+	report.PrintVersions(w, rep.Tree, rep.Versions)
+	var targets []report.Target
+	targets = rep.printEcho(w, o, targets)
+	targets = rep.printBroadcast(w, o, targets)
 	rep.printIdle(w, o)
-	if len(verdicts) > 0 {
-		fmt.Fprintf(w, "\n## Targets (duplex ÷ node, medians of per-run ratios)\n\n")
-		fmt.Fprintln(w, "| what | duplex ÷ node | target | met |")
-		fmt.Fprintln(w, "|---|---:|---:|---|")
-		for _, v := range verdicts {
-			met := "yes"
-			if !v.ok {
-				met = "**no**"
-			}
-			fmt.Fprintf(w, "| %s | %.2f | %s | %s |\n", v.what, v.ratio, v.target, met)
-		}
-	}
-	if len(rep.Failures) > 0 {
-		fmt.Fprintf(w, "\n## Failures\n\n")
-		for _, f := range rep.Failures {
-			fmt.Fprintf(w, "- %s\n", f)
-		}
-	}
+	report.PrintTargets(w, targets)
+	report.PrintFailures(w, rep.Failures)
 }
 
-func (rep *report) printEcho(w io.Writer, o options, verdicts []verdict) []verdict {
+func (rep *results) printEcho(w io.Writer, o options, targets []report.Target) []report.Target {
 	type key struct {
 		impl string
 		c    echoCell
@@ -608,7 +319,7 @@ func (rep *report) printEcho(w io.Writer, o options, verdicts []verdict) []verdi
 		by[k][s.Run] = s.Res
 	}
 	fmt.Fprintf(w, "\n## Event + ack round trips (42<id>[\"echo\",<%d characters>] → 43<id>[...]; per client, in flight k: k events in one write, then their k acks; median of %d runs, %v window, server on CPU %s, load on CPU %s)\n\n",
-		o.size, o.runs, o.duration, o.serverCPU, o.loadCPU)
+		o.size, o.runs, o.duration, o.procs.ServerCPU, o.procs.LoadCPU)
 	fmt.Fprintln(w, "| clients | in flight | impl | round trips/s | vs node | per server CPU-s | vs node | p50 µs | p99 µs | server CPU µs/rt | server syscalls/rt | server CPU % | load CPU % | runs |")
 	fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range o.echoCells() {
@@ -619,55 +330,28 @@ func (rep *report) printEcho(w io.Writer, o options, verdicts []verdict) []verdi
 				fmt.Fprintf(w, "| %d | %d | %s | failed | | | | | | | | | | 0 |\n", n, c.inflight, impl)
 				continue
 			}
-			var rps, ratio, perCPU, cpuRatio, p50, p99, cpu, sys, scpu, lcpu []float64
-			for r, res := range runs {
-				rps = append(rps, res.MsgsPerSec)
-				if res.ServerCPUSeconds > 0 {
-					perCPU = append(perCPU, float64(res.Msgs)/res.ServerCPUSeconds)
-				}
-				p50 = append(p50, res.P50us)
-				p99 = append(p99, res.P99us)
-				if res.ServerCPUPerMsgUs >= 0 {
-					cpu = append(cpu, res.ServerCPUPerMsgUs)
-				}
-				if res.ServerSyscallsPerMsg >= 0 {
-					sys = append(sys, res.ServerSyscallsPerMsg)
-				}
-				if res.ServerCPUSeconds >= 0 && res.Seconds > 0 {
-					scpu = append(scpu, 100*res.ServerCPUSeconds/res.Seconds)
-				}
-				if res.LoadCPUSeconds >= 0 && res.Seconds > 0 {
-					lcpu = append(lcpu, 100*res.LoadCPUSeconds/res.Seconds)
-				}
-				if base, ok := by[key{"node", c}][r]; ok && base.MsgsPerSec > 0 {
-					ratio = append(ratio, res.MsgsPerSec/base.MsgsPerSec)
-					if res.ServerCPUSeconds > 0 && base.ServerCPUSeconds > 0 && base.Msgs > 0 {
-						cpuRatio = append(cpuRatio, (float64(res.Msgs)/res.ServerCPUSeconds)/(float64(base.Msgs)/base.ServerCPUSeconds))
-					}
-				}
+			e := report.CollectEcho(runs, by[key{"node", c}])
+			if impl == "duplex" && len(e.Ratio) > 0 {
+				targets = append(targets, report.AtLeast(fmt.Sprintf("event+ack round trips/s, %d clients, %d in flight", n, c.inflight), report.Median(e.Ratio), targetSpeedup))
 			}
-			if impl == "duplex" && len(ratio) > 0 {
-				m := median(ratio)
-				verdicts = append(verdicts, verdict{fmt.Sprintf("event+ack round trips/s, %d clients, %d in flight", n, c.inflight), m, fmt.Sprintf("≥ %.0f×", targetSpeedup), m >= targetSpeedup})
-			}
-			if impl == "duplex" && len(cpuRatio) > 0 {
-				m := median(cpuRatio)
-				verdicts = append(verdicts, verdict{fmt.Sprintf("round trips per server CPU-second, %d clients, %d in flight", n, c.inflight), m, fmt.Sprintf("≥ %.0f×", targetSpeedup), m >= targetSpeedup})
+			if impl == "duplex" && len(e.CPURatio) > 0 {
+				targets = append(targets, report.AtLeast(fmt.Sprintf("round trips per server CPU-second, %d clients, %d in flight", n, c.inflight), report.Median(e.CPURatio), targetSpeedup))
 			}
 			rs, crs := "–", "–"
 			if impl != "node" {
-				rs, crs = cell(ratio, "%.2f"), cell(cpuRatio, "%.2f")
+				rs, crs = report.FormatMedian(e.Ratio, "%.2f"), report.FormatMedian(e.CPURatio, "%.2f")
 			}
 			fmt.Fprintf(w, "| %d | %d | %s | %.0f | %s | %.0f | %s | %.1f | %.1f | %.2f | %.2f | %.0f | %.0f | %d |\n",
-				n, c.inflight, impl, median(rps), rs, median(perCPU), crs, median(p50), median(p99), median(cpu), median(sys), median(scpu), median(lcpu), len(runs))
+				n, c.inflight, impl, report.Median(e.MsgsPerSec), rs, report.Median(e.MsgsPerServerCPUSec), crs, report.Median(e.P50us), report.Median(e.P99us),
+				report.Median(e.ServerCPUPerMsgUs), report.Median(e.ServerSyscallsPerMsg), report.Median(e.ServerCPUPercent), report.Median(e.LoadCPUPercent), len(runs))
 		}
 	}
-	return verdicts
+	return targets
 }
 
-func (rep *report) printBroadcast(w io.Writer, o options, verdicts []verdict) []verdict {
+func (rep *results) printBroadcast(w io.Writer, o options, targets []report.Target) []report.Target {
 	if len(rep.Bcast) == 0 {
-		return verdicts
+		return targets
 	}
 	phase := func(res load.BroadcastResult, name string) (load.BroadcastPhase, bool) {
 		for _, ph := range res.Phases {
@@ -734,20 +418,19 @@ func (rep *report) printBroadcast(w io.Writer, o options, verdicts []verdict) []
 			}
 		}
 		if impl == "duplex" && len(ratio) > 0 {
-			m := median(ratio)
-			verdicts = append(verdicts, verdict{fmt.Sprintf("broadcast deliveries/s, %d-client room", o.bcastClients), m, fmt.Sprintf("≥ %.0f×", targetSpeedup), m >= targetSpeedup})
+			targets = append(targets, report.AtLeast(fmt.Sprintf("broadcast deliveries/s, %d-client room", o.bcastClients), report.Median(ratio), targetSpeedup))
 		}
 		if impl == "duplex" && len(cpuRatio) > 0 {
-			m := median(cpuRatio)
-			verdicts = append(verdicts, verdict{"broadcast deliveries per server CPU-second", m, fmt.Sprintf("≥ %.0f×", targetSpeedup), m >= targetSpeedup})
+			targets = append(targets, report.AtLeast("broadcast deliveries per server CPU-second", report.Median(cpuRatio), targetSpeedup))
 		}
 		rs, crs := "–", "–"
 		if impl != "node" {
-			rs, crs = cell(ratio, "%.2f"), cell(cpuRatio, "%.2f")
+			rs, crs = report.FormatMedian(ratio, "%.2f"), report.FormatMedian(cpuRatio, "%.2f")
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %s | %s | %s | %d |\n",
-			impl, median(dps), rs, cell(perCPU, "%.0f"), crs, median(p50), median(p99), median(emit),
-			cell(cpu, "%.2f"), cell(sys, "%.2f"), cell(allocB, "%.0f"), cell(allocs, "%.2f"), cell(scpu, "%.0f"), cell(lcpu, "%.0f"), len(runs))
+			impl, report.Median(dps), rs, report.FormatMedian(perCPU, "%.0f"), crs, report.Median(p50), report.Median(p99), report.Median(emit),
+			report.FormatMedian(cpu, "%.2f"), report.FormatMedian(sys, "%.2f"), report.FormatMedian(allocB, "%.0f"), report.FormatMedian(allocs, "%.2f"),
+			report.FormatMedian(scpu, "%.0f"), report.FormatMedian(lcpu, "%.0f"), len(runs))
 	}
 	if o.pacedMessages > 0 {
 		fmt.Fprintf(w, "\n### Paced broadcast latency (%d messages, one every %v, to the same room: %.0f deliveries/s offered)\n\n",
@@ -769,13 +452,13 @@ func (rep *report) printBroadcast(w io.Writer, o options, verdicts []verdict) []
 					scpu = append(scpu, 100*ph.ServerCPUSeconds/ph.Seconds)
 				}
 			}
-			fmt.Fprintf(w, "| %s | %.2f | %.2f | %.2f | %s | %d |\n", impl, median(p50), median(p99), median(mx), cell(scpu, "%.0f"), len(runs))
+			fmt.Fprintf(w, "| %s | %.2f | %.2f | %.2f | %s | %d |\n", impl, report.Median(p50), report.Median(p99), report.Median(mx), report.FormatMedian(scpu, "%.0f"), len(runs))
 		}
 	}
-	return verdicts
+	return targets
 }
 
-func (rep *report) printIdle(w io.Writer, o options) {
+func (rep *results) printIdle(w io.Writer, o options) {
 	if len(rep.Idle) == 0 {
 		return
 	}
@@ -807,22 +490,8 @@ func (rep *report) printIdle(w io.Writer, o options) {
 		}
 		rs := "–"
 		if impl != "node" {
-			rs = cell(ratio, "%.2f")
+			rs = report.FormatMedian(ratio, "%.2f")
 		}
-		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.2f | %s | %d |\n", o.idle, impl, median(before), median(after), median(per), rs, len(per))
+		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.2f | %s | %d |\n", o.idle, impl, report.Median(before), report.Median(after), report.Median(per), rs, len(per))
 	}
-}
-
-// treeVersion names the duplex commit being measured, marked dirty when
-// socketio/, engineio/ or ws/ have uncommitted (or untracked) changes.
-func treeVersion() string {
-	out, err := exec.Command("git", "-C", "..", "log", "-1", "--format=%h").Output()
-	if err != nil {
-		return "unknown"
-	}
-	v := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--", "socketio", "engineio", "ws").Output(); err == nil && len(st) > 0 {
-		v += "+dirty"
-	}
-	return v
 }
