@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/duplexio/duplex/engineio"
+	"github.com/duplexio/duplex/internal/eiotest"
 )
 
 // The Engine.IO tests run the official Node client, engine.io-client (eio-client.js),
@@ -63,36 +64,28 @@ type eioStep struct {
 
 // eioEvent is one line printed by eio-client.js (fields by op).
 type eioEvent struct {
-	Op             string   `json:"op"`
-	Transport      string   `json:"transport"`
-	ID             string   `json:"id"`
-	Upgrades       []string `json:"upgrades"`
-	PingInterval   int      `json:"pingInterval"`
-	PingTimeout    int      `json:"pingTimeout"`
-	MaxPayload     int      `json:"maxPayload"`
-	Reason         string   `json:"reason"`
-	Message        string   `json:"message"`
-	Code           int      `json:"code"`
-	Type           string   `json:"type"`
-	Size           int      `json:"size"`
-	As             string   `json:"as"`
-	GotType        string   `json:"gotType"`
-	GotClass       string   `json:"gotClass"`
-	Len            int      `json:"len"`
-	Match          bool     `json:"match"`
-	SHA256         string   `json:"sha256"`
-	Wire           string   `json:"wire"`
-	Sent           int      `json:"sent"`
-	SentBefore     int      `json:"sentBefore"`
-	Received       int      `json:"received"`
-	ReceivedBefore int      `json:"receivedBefore"`
-	ServerTotal    int      `json:"serverTotal"`
-	Ordered        bool     `json:"ordered"`
-	FirstBad       int      `json:"firstBad"`
-	Got            string   `json:"got"`
-	Upgraded       bool     `json:"upgraded"`
-	Pings          int      `json:"pings"`
-	Closed         bool     `json:"closed"`
+	Op           string   `json:"op"`
+	Transport    string   `json:"transport"`
+	ID           string   `json:"id"`
+	Upgrades     []string `json:"upgrades"`
+	PingInterval int      `json:"pingInterval"`
+	PingTimeout  int      `json:"pingTimeout"`
+	MaxPayload   int      `json:"maxPayload"`
+	Reason       string   `json:"reason"`
+	Message      string   `json:"message"`
+	Code         int      `json:"code"`
+	Type         string   `json:"type"`
+	Size         int      `json:"size"`
+	As           string   `json:"as"`
+	GotType      string   `json:"gotType"`
+	GotClass     string   `json:"gotClass"`
+	Len          int      `json:"len"`
+	Match        bool     `json:"match"`
+	SHA256       string   `json:"sha256"`
+	Wire         string   `json:"wire"`
+	Pings        int      `json:"pings"`
+	Closed       bool     `json:"closed"`
+	streamStats           // of "seq" and "stream"
 }
 
 // eioClient is a running eio-client.js.
@@ -128,27 +121,22 @@ func startEIOClient(t *testing.T, base string, mode eioMode, extra map[string]an
 // next returns the client's next event; an "error" line or an early exit fails the test.
 func (c *eioClient) next(t testing.TB, timeout time.Duration) eioEvent {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case line, ok := <-c.p.lines:
-		if !ok {
-			<-c.p.exited
-			t.Fatalf("eio-client.js exited (%v) before the expected output; events %+v\nstderr:\n%s", c.p.err, c.seen, c.p.stderr.String())
-		}
-		var ev eioEvent
-		if err := json.Unmarshal(line, &ev); err != nil {
-			t.Fatalf("eio-client.js printed a non-JSON line %q: %v", line, err)
-		}
-		c.seen = append(c.seen, ev)
-		if ev.Op == "error" {
-			t.Fatalf("eio-client.js failed: %s\nevents: %+v\nstderr:\n%s", ev.Message, c.seen, c.p.stderr.String())
-		}
-		return ev
-	case <-timer.C:
+	line, ok := c.p.nextLine(t, timeout, func() string { return fmt.Sprintf("events %+v", c.seen) })
+	if !ok {
 		t.Fatalf("eio-client.js: no output within %v; events %+v\nstderr:\n%s", timeout, c.seen, c.p.stderr.String())
 	}
-	panic("unreachable")
+	return c.record(t, line)
+}
+
+// record decodes a line of the client and adds it to seen; an "error" line fails the test.
+func (c *eioClient) record(t testing.TB, line []byte) eioEvent {
+	t.Helper()
+	ev := decodeLine[eioEvent](t, "eio-client.js", line)
+	c.seen = append(c.seen, ev)
+	if ev.Op == "error" {
+		t.Fatalf("eio-client.js failed: %s\nevents: %+v\nstderr:\n%s", ev.Message, c.seen, c.p.stderr.String())
+	}
+	return ev
 }
 
 // waitOp skips events until one with the given op (at most 100000 events, within eioTimeout).
@@ -186,14 +174,7 @@ func (c *eioClient) wait(t testing.TB) {
 				}
 				return
 			}
-			var ev eioEvent
-			if err := json.Unmarshal(line, &ev); err != nil {
-				t.Fatalf("eio-client.js printed a non-JSON line %q: %v", line, err)
-			}
-			c.seen = append(c.seen, ev)
-			if ev.Op == "error" {
-				t.Fatalf("eio-client.js failed: %s\nevents: %+v\nstderr:\n%s", ev.Message, c.seen, c.p.stderr.String())
-			}
+			c.record(t, line)
 		case <-time.After(left):
 		}
 	}
@@ -268,19 +249,6 @@ func (es *eioSess) message(t testing.TB) eioMsg {
 	panic("unreachable")
 }
 
-// awaitTransport waits (bounded) until the session's transport is want.
-func (es *eioSess) awaitTransport(t testing.TB, want string) {
-	t.Helper()
-	deadline := time.Now().Add(eioTimeout)
-	for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
-		if es.s.Transport() == want {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("server session's Transport() = %q after %v, want %q", es.s.Transport(), eioTimeout, want)
-}
-
 // eioServer is an engineio.Server on an httptest.Server.
 type eioServer struct {
 	srv      *engineio.Server
@@ -317,11 +285,7 @@ func startEIOServer(t *testing.T, hooks eioHooks) *eioServer {
 				es.lost.Add(1)
 			}
 			if !hooks.noEcho {
-				flag := engineio.Text
-				if binary {
-					flag = engineio.Binary
-				}
-				if err := s.Send(bytes.Clone(data), flag); err != nil {
+				if err := s.Send(bytes.Clone(data), sendFlag(binary)); err != nil {
 					fmt.Fprintf(&e.logs, "test: echo Send: %v\n", err)
 				}
 			}
@@ -343,23 +307,7 @@ func startEIOServer(t *testing.T, hooks eioHooks) *eioServer {
 	}
 	e.ts = httptest.NewServer(e.srv)
 	e.url = e.ts.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		done := make(chan struct{})
-		go func() { e.ts.Close(); all.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("httptest server or session goroutines still running 15s after Shutdown")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", e.logs.String())
-		}
-	})
+	t.Cleanup(func() { stopTestServer(t, e.srv.Shutdown, e.ts, all.Wait, &e.logs) })
 	return e
 }
 
@@ -373,6 +321,20 @@ func (e *eioServer) session(t testing.TB) *eioSess {
 		t.Fatalf("no Engine.IO session within %v", eioTimeout)
 	}
 	panic("unreachable")
+}
+
+// sendFlag is the flag that sends a message as binary or as text.
+func sendFlag(binary bool) engineio.SendFlag {
+	if binary {
+		return engineio.Binary
+	}
+	return engineio.Text
+}
+
+// sendNumbered sends message i of the numbered stream with prefix p (see numbered).
+func sendNumbered(s *engineio.Session, p string, i int) error {
+	data, bin := numbered(p, i)
+	return s.Send(data, sendFlag(bin))
 }
 
 // numbered is message i of a numbered stream with prefix p (see eio-client.js):
@@ -408,7 +370,7 @@ func checkUpgrade(t testing.TB, c *eioClient, es *eioSess, mode eioMode) {
 		if !c.has("upgrade") {
 			c.waitOp(t, "upgrade")
 		}
-		es.awaitTransport(t, "websocket")
+		eiotest.AwaitTransport(t, es.s, "websocket", eioTimeout)
 	} else if got := es.s.Transport(); got != mode.final {
 		t.Errorf("server session's Transport() = %q, want %q", got, mode.final)
 	}
@@ -553,18 +515,7 @@ func TestEngineIOClientThousandMessages(t *testing.T) {
 				es.wg.Add(1)
 				go func() {
 					defer es.wg.Done()
-					var first error
-					for i := range count {
-						data, bin := numbered("s", i)
-						flag := engineio.Text
-						if bin {
-							flag = engineio.Binary
-						}
-						if err := es.s.Send(data, flag); err != nil && first == nil {
-							first = fmt.Errorf("Send %d: %w", i, err)
-						}
-					}
-					sendErr <- first
+					sendErr <- sendAll(count, "Send", func(i int) error { return sendNumbered(es.s, "s", i) })
 				}()
 			}})
 			// The client starts at once: in the upgrade mode the switch happens while messages flow.
@@ -572,10 +523,7 @@ func TestEngineIOClientThousandMessages(t *testing.T) {
 			c := startEIOClient(t, srv.url, mode, nil, append(steps, eioStep{Op: "close"}))
 			c.open(t, mode)
 			es := srv.session(t)
-			ev := c.waitOp(t, "seq")
-			if ev.Received != count || !ev.Ordered {
-				t.Errorf("client received %d of %d, in order %v (first bad %d: %s)", ev.Received, count, ev.Ordered, ev.FirstBad, ev.Got)
-			}
+			checkClientCount(t, c.waitOp(t, "seq").streamStats, count)
 			if err := <-sendErr; err != nil {
 				t.Error(err)
 			}
@@ -625,11 +573,7 @@ func TestEngineIOClientStreamAcrossUpgrade(t *testing.T) {
 
 func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEvery time.Duration, serverBurst int) {
 	const after, max = 200, 20000 // messages after the upgrade; cap per direction
-	type result struct {
-		n   int
-		err error
-	}
-	sent := make(chan result, 1)
+	sent := make(chan streamSent, 1)
 	srv := startEIOServer(t, eioHooks{noEcho: true, onOpen: func(es *eioSess) {
 		es.wg.Add(1)
 		go func() {
@@ -639,12 +583,7 @@ func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEve
 			var err error
 			for n < max && afterN < after && time.Now().Before(deadline) && err == nil {
 				for range serverBurst {
-					data, bin := numbered("s", n)
-					flag := engineio.Text
-					if bin {
-						flag = engineio.Binary
-					}
-					if err = es.s.Send(data, flag); err != nil {
+					if err = sendNumbered(es.s, "s", n); err != nil {
 						break
 					}
 					n++
@@ -654,7 +593,7 @@ func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEve
 				}
 				select {
 				case <-es.done:
-					sent <- result{n, fmt.Errorf("session closed after %d messages", n)}
+					sent <- streamSent{n, fmt.Errorf("session closed after %d messages", n)}
 					return
 				case <-time.After(serverEvery):
 				}
@@ -662,7 +601,7 @@ func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEve
 			if err == nil {
 				err = es.s.Send([]byte("end:"+strconv.Itoa(n)), engineio.Text)
 			}
-			sent <- result{n, err}
+			sent <- streamSent{n, err}
 		}()
 	}})
 	mode := eioModes[2] // upgrade
@@ -703,22 +642,8 @@ func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEve
 
 	// Client side.
 	res := <-sent
-	if res.err != nil {
-		t.Errorf("server stream: %v", res.err)
-	}
 	ev := c.waitOp(t, "stream")
-	t.Logf("client: sent %d (%d before the upgrade event), received %d (%d before), server total %d",
-		ev.Sent, ev.SentBefore, ev.Received, ev.ReceivedBefore, ev.ServerTotal)
-	if !ev.Upgraded {
-		t.Errorf("client not upgraded")
-	}
-	if !ev.Ordered || ev.Received != res.n || ev.ServerTotal != res.n {
-		t.Errorf("client received %d in order=%v (first bad %d: %s), server sent %d (its end marker says %d)",
-			ev.Received, ev.Ordered, ev.FirstBad, ev.Got, res.n, ev.ServerTotal)
-	}
-	if ev.Sent != len(msgs) {
-		t.Errorf("client sent %d, server received %d", ev.Sent, len(msgs))
-	}
+	checkClientStream(t, ev.streamStats, res, len(msgs))
 	if ev.SentBefore == 0 || ev.SentBefore == ev.Sent || ev.ReceivedBefore == 0 || ev.ReceivedBefore == ev.Received {
 		t.Errorf("the stream did not span the upgrade: sent %d/%d and received %d/%d before it", ev.SentBefore, ev.Sent, ev.ReceivedBefore, ev.Received)
 	}

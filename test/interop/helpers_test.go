@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -268,8 +269,9 @@ func startNode(t testing.TB, timeout time.Duration, script string, args ...strin
 	return p
 }
 
-// next returns the next event, failing the test on timeout, exit or an "error" line.
-func (p *nodeProc) next(t testing.TB, timeout time.Duration) event {
+// nextLine returns the next line p printed, or false when none came within timeout. It fails
+// the test if p exits first; seen (nil: nothing) tells what came before, for the message.
+func (p *nodeProc) nextLine(t testing.TB, timeout time.Duration, seen func() string) ([]byte, bool) {
 	t.Helper()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -277,20 +279,40 @@ func (p *nodeProc) next(t testing.TB, timeout time.Duration) event {
 	case line, ok := <-p.lines:
 		if !ok {
 			<-p.exited
-			t.Fatalf("%s exited (%v) before the expected output; stderr:\n%s", p.name, p.err, p.stderr.String())
+			before := ""
+			if seen != nil {
+				before = "; " + seen()
+			}
+			t.Fatalf("%s exited (%v) before the expected output%s\nstderr:\n%s", p.name, p.err, before, p.stderr.String())
 		}
-		var ev event
-		if err := json.Unmarshal(line, &ev); err != nil {
-			t.Fatalf("%s printed a non-JSON line %q: %v", p.name, line, err)
-		}
-		if ev.Op == "error" {
-			t.Fatalf("%s failed: %s\nstderr:\n%s", p.name, ev.Message, p.stderr.String())
-		}
-		return ev
+		return line, true
 	case <-timer.C:
+		return nil, false
+	}
+}
+
+// decodeLine decodes a line a Node script printed, failing the test if it is not JSON.
+func decodeLine[E any](t testing.TB, script string, line []byte) E {
+	t.Helper()
+	var ev E
+	if err := json.Unmarshal(line, &ev); err != nil {
+		t.Fatalf("%s printed a non-JSON line %q: %v", script, line, err)
+	}
+	return ev
+}
+
+// next returns the next event, failing the test on timeout, exit or an "error" line.
+func (p *nodeProc) next(t testing.TB, timeout time.Duration) event {
+	t.Helper()
+	line, ok := p.nextLine(t, timeout, nil)
+	if !ok {
 		t.Fatalf("%s: no output within %v; stderr:\n%s", p.name, timeout, p.stderr.String())
 	}
-	panic("unreachable")
+	ev := decodeLine[event](t, p.name, line)
+	if ev.Op == "error" {
+		t.Fatalf("%s failed: %s\nstderr:\n%s", p.name, ev.Message, p.stderr.String())
+	}
+	return ev
 }
 
 // waitFor skips events until one satisfies match (at most 10000 events).
@@ -323,11 +345,7 @@ func runClient(t testing.TB, script, url string, args clientArgs) []event {
 	p := startNode(t, time.Duration(args.TimeoutMs)*time.Millisecond+10*time.Second, script, url, string(js))
 	var events []event
 	for line := range p.lines {
-		var ev event
-		if err := json.Unmarshal(line, &ev); err != nil {
-			t.Fatalf("%s printed a non-JSON line %q: %v", script, line, err)
-		}
-		events = append(events, ev)
+		events = append(events, decodeLine[event](t, script, line))
 	}
 	<-p.exited
 	for _, ev := range events {
@@ -372,5 +390,89 @@ func checkEchoEvents(t *testing.T, steps []step, events []event) {
 				t.Errorf("echo sha256 %s, want %s", ev.SHA256, want)
 			}
 		})
+	}
+}
+
+// streamStats are the counts a client script reports of a stream of numbered messages
+// ("seq", "nums" and "stream" events of eio-client.js and sio-client.js).
+type streamStats struct {
+	Sent           int    `json:"sent"`
+	SentBefore     int    `json:"sentBefore"`
+	Received       int    `json:"received"`
+	ReceivedBefore int    `json:"receivedBefore"`
+	ServerTotal    int    `json:"serverTotal"`
+	Ordered        bool   `json:"ordered"`
+	FirstBad       int    `json:"firstBad"`
+	Got            string `json:"got"`
+	Upgraded       bool   `json:"upgraded"`
+}
+
+// streamSent is what the server's side of a stream across the upgrade sent: n numbered
+// messages, then its end marker, unless err.
+type streamSent struct {
+	n   int
+	err error
+}
+
+// checkClientStream checks the client's report of a stream across the upgrade against the
+// server's side: the server's stream ended well, and the client upgraded, received in order
+// all that the server sent (as the server's end marker says) and sent what the server
+// received.
+func checkClientStream(t testing.TB, ev streamStats, server streamSent, serverReceived int) {
+	t.Helper()
+	if server.err != nil {
+		t.Errorf("server stream: %v", server.err)
+	}
+	t.Logf("client: sent %d (%d before the upgrade event), received %d (%d before), server total %d",
+		ev.Sent, ev.SentBefore, ev.Received, ev.ReceivedBefore, ev.ServerTotal)
+	if !ev.Upgraded {
+		t.Errorf("client not upgraded")
+	}
+	if !ev.Ordered || ev.Received != server.n || ev.ServerTotal != server.n {
+		t.Errorf("client received %d in order=%v (first bad %d: %s), server sent %d (its end marker says %d)",
+			ev.Received, ev.Ordered, ev.FirstBad, ev.Got, server.n, ev.ServerTotal)
+	}
+	if ev.Sent != serverReceived {
+		t.Errorf("client sent %d, server received %d", ev.Sent, serverReceived)
+	}
+}
+
+// checkClientCount checks the client's report of count numbered messages sent at once.
+func checkClientCount(t testing.TB, ev streamStats, count int) {
+	t.Helper()
+	if ev.Received != count || !ev.Ordered {
+		t.Errorf("client received %d of %d, in order %v (first bad %d: %s)", ev.Received, count, ev.Ordered, ev.FirstBad, ev.Got)
+	}
+}
+
+// sendAll calls send with 0 to count-1 and returns the first error, with its number.
+func sendAll(count int, what string, send func(i int) error) error {
+	var first error
+	for i := range count {
+		if err := send(i); err != nil && first == nil {
+			first = fmt.Errorf("%s %d: %w", what, i, err)
+		}
+	}
+	return first
+}
+
+// stopTestServer shuts a test server down at the end of its test: shutdown (the Engine.IO
+// or Socket.IO server), then the httptest.Server and the goroutines the test started for it
+// (wait), each bounded; the server's log is shown if the test failed.
+func stopTestServer(t *testing.T, shutdown func(context.Context) error, ts *httptest.Server, wait func(), logs *lockedBuffer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { ts.Close(); wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Errorf("httptest server or test goroutines still running 15s after Shutdown")
+	}
+	if t.Failed() {
+		t.Logf("server log:\n%s", logs.String())
 	}
 }

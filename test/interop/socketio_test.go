@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/duplexio/duplex/engineio"
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/socketio"
 )
 
@@ -147,23 +148,7 @@ func startSIOServer(t *testing.T, cfg sioConfig) *sioServer {
 	})
 	ss.ts = httptest.NewServer(mux)
 	ss.url = ss.ts.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ss.srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		done := make(chan struct{})
-		go func() { ss.ts.Close(); ss.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("httptest server or test goroutines still running 15s after Shutdown")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", ss.logs.String())
-		}
-	})
+	t.Cleanup(func() { stopTestServer(t, ss.srv.Shutdown, ss.ts, ss.wg.Wait, &ss.logs) })
 	return ss
 }
 
@@ -371,47 +356,65 @@ func numArgs(p string, i int) []any {
 	return []any{i, []byte(p + strconv.Itoa(i))}
 }
 
-// awaitTransport waits (bounded) until the session's transport is want.
-func awaitSessionTransport(t testing.TB, s *engineio.Session, want string) {
-	t.Helper()
-	deadline := time.Now().Add(sioTimeout)
-	for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
-		if s.Transport() == want {
-			return
+// ackResult is the outcome of an EmitWithAck.
+type ackResult struct {
+	args socketio.Args
+	err  error
+}
+
+// emitWithAck runs s.EmitWithAck in the background; its outcome comes on the channel.
+func emitWithAck(ctx context.Context, s *socketio.Socket, event string, args ...any) <-chan ackResult {
+	res := make(chan ackResult, 1)
+	go func() {
+		a, err := s.EmitWithAck(ctx, event, args...)
+		res <- ackResult{a, err}
+	}()
+	return res
+}
+
+// roomHandler returns the handler of an event that applies change to the room its first
+// argument names, then acknowledges with the socket's rooms (roomNames).
+func roomHandler(s *socketio.Socket, change func(socketio.Room)) socketio.EventHandler {
+	return func(args socketio.Args, ack socketio.AckFunc) {
+		var room string
+		_ = args.Decode(0, &room)
+		change(socketio.Room(room))
+		if ack != nil {
+			_ = ack(roomNames(s.Rooms(), s.ID()))
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("server session's Transport() = %q after %v, want %q", s.Transport(), sioTimeout, want)
+}
+
+// startWithSocketA starts a server with cfg and a client in mode whose socket "a" is
+// connected to "/"; it returns the client and the server's side of "a".
+func startWithSocketA(t *testing.T, mode sioMode, cfg sioConfig) (*sioClient, *sioConn) {
+	t.Helper()
+	ss := startSIOServer(t, cfg)
+	c := startSIOClient(t, ss.url, mode, nil)
+	c.connect(t, "a", "/", nil)
+	return c, ss.conn(t, "/", "a")
 }
 
 // ---- the Node client ----
 
 // sioEvent is one line printed by sio-client.js (fields by op).
 type sioEvent struct {
-	Op             string          `json:"op"`
-	Sock           string          `json:"sock"`
-	Mgr            string          `json:"mgr"`
-	Req            string          `json:"req"`
-	ID             string          `json:"id"`
-	EngineID       string          `json:"engineId"`
-	Transport      string          `json:"transport"`
-	Event          string          `json:"event"`
-	Args           json.RawMessage `json:"args"`
-	Ack            bool            `json:"ack"`
-	Err            string          `json:"err"`
-	Message        string          `json:"message"`
-	Data           json.RawMessage `json:"data"`
-	Reason         string          `json:"reason"`
-	Desc           string          `json:"desc"`
-	Sent           int             `json:"sent"`
-	SentBefore     int             `json:"sentBefore"`
-	Received       int             `json:"received"`
-	ReceivedBefore int             `json:"receivedBefore"`
-	ServerTotal    int             `json:"serverTotal"`
-	Ordered        bool            `json:"ordered"`
-	FirstBad       int             `json:"firstBad"`
-	Got            string          `json:"got"`
-	Upgraded       bool            `json:"upgraded"`
+	Op          string          `json:"op"`
+	Sock        string          `json:"sock"`
+	Mgr         string          `json:"mgr"`
+	Req         string          `json:"req"`
+	ID          string          `json:"id"`
+	EngineID    string          `json:"engineId"`
+	Transport   string          `json:"transport"`
+	Event       string          `json:"event"`
+	Args        json.RawMessage `json:"args"`
+	Ack         bool            `json:"ack"`
+	Err         string          `json:"err"`
+	Message     string          `json:"message"`
+	Data        json.RawMessage `json:"data"`
+	Reason      string          `json:"reason"`
+	Desc        string          `json:"desc"`
+	streamStats                 // of "nums" and "stream"
 }
 
 func (ev sioEvent) String() string {
@@ -465,26 +468,16 @@ func (c *sioClient) cmd(t testing.TB, cmd map[string]any) {
 // read returns the script's next line; an "error" line or an early exit fails the test.
 func (c *sioClient) read(t testing.TB, timeout time.Duration) (sioEvent, bool) {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case line, ok := <-c.p.lines:
-		if !ok {
-			<-c.p.exited
-			t.Fatalf("sio-client.js exited (%v) before the expected output; unmatched events %v\nstderr:\n%s", c.p.err, c.backlog, c.p.stderr.String())
-		}
-		var ev sioEvent
-		if err := json.Unmarshal(line, &ev); err != nil {
-			t.Fatalf("sio-client.js printed a non-JSON line %q: %v", line, err)
-		}
-		c.seen++
-		if ev.Op == "error" {
-			t.Fatalf("sio-client.js failed: %s\nstderr:\n%s", ev.Message, c.p.stderr.String())
-		}
-		return ev, true
-	case <-timer.C:
+	line, ok := c.p.nextLine(t, timeout, func() string { return fmt.Sprintf("unmatched events %v", c.backlog) })
+	if !ok {
 		return sioEvent{}, false
 	}
+	ev := decodeLine[sioEvent](t, "sio-client.js", line)
+	c.seen++
+	if ev.Op == "error" {
+		t.Fatalf("sio-client.js failed: %s\nstderr:\n%s", ev.Message, c.p.stderr.String())
+	}
+	return ev, true
 }
 
 // await returns the first event (already read or to come) that match accepts; the
@@ -812,7 +805,7 @@ func TestSocketIOConnect(t *testing.T) {
 				c.op(t, "upgraded", "")
 			}
 			if len(sessions) == 1 {
-				awaitSessionTransport(t, sessions[0], mode.final)
+				eiotest.AwaitTransport(t, sessions[0], mode.final, sioTimeout)
 			}
 			// Both sockets still work over the one connection.
 			for _, sock := range []string{"main", "custom"} {
@@ -886,15 +879,7 @@ func roundTrips(t *testing.T, c *sioClient, sc *sioConn, sock string, shapes []s
 
 			ctx, cancel := context.WithTimeout(context.Background(), sioTimeout)
 			defer cancel()
-			type result struct {
-				args socketio.Args
-				err  error
-			}
-			res := make(chan result, 1)
-			go func() {
-				a, err := sc.s.EmitWithAck(ctx, "echo", sh.args...)
-				res <- result{a, err}
-			}()
+			res := emitWithAck(ctx, sc.s, "echo", sh.args...)
 			cev := c.event(t, sock)
 			if cev.Op != "event" || cev.Event != "echo" || !cev.Ack {
 				t.Errorf("server → client: the client got %v, want an echo asking for an ack", cev)
@@ -927,10 +912,7 @@ func TestSocketIOEvents(t *testing.T) {
 	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			ss := startSIOServer(t, sioConfig{})
-			c := startSIOClient(t, ss.url, mode, nil)
-			c.connect(t, "a", "/", nil)
-			sc := ss.conn(t, "/", "a")
+			c, sc := startWithSocketA(t, mode, sioConfig{})
 			roundTrips(t, c, sc, "a", sioShapes)
 
 			t.Run("no ack asked", func(t *testing.T) {
@@ -961,15 +943,7 @@ func TestSocketIOEvents(t *testing.T) {
 			t.Run("server ack timeout", func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 				defer cancel()
-				type result struct {
-					args socketio.Args
-					err  error
-				}
-				res := make(chan result, 1)
-				go func() {
-					a, err := sc.s.EmitWithAck(ctx, "noack-s", 1)
-					res <- result{a, err}
-				}()
+				res := emitWithAck(ctx, sc.s, "noack-s", 1)
 				if ev := c.event(t, "a"); ev.Event != "noack-s" || !ev.Ack {
 					t.Errorf("client got %v, want noack-s asking for an ack", ev)
 				}
@@ -999,10 +973,7 @@ func TestSocketIOBinary(t *testing.T) {
 	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			ss := startSIOServer(t, sioConfig{})
-			c := startSIOClient(t, ss.url, mode, nil)
-			c.connect(t, "a", "/", nil)
-			sc := ss.conn(t, "/", "a")
+			c, sc := startWithSocketA(t, mode, sioConfig{})
 			classes := roundTrips(t, c, sc, "a", sioBinaryShapes())
 			t.Logf("classes of the binary values the Node client received: %v", classes)
 			for k := range classes {
@@ -1180,22 +1151,8 @@ func TestSocketIORooms(t *testing.T) {
 			t.Parallel()
 			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
 				ss.srv.OnConnection(func(s *socketio.Socket) {
-					s.On("join", func(args socketio.Args, ack socketio.AckFunc) {
-						var room string
-						_ = args.Decode(0, &room)
-						s.Join(socketio.Room(room))
-						if ack != nil {
-							_ = ack(roomNames(s.Rooms(), s.ID()))
-						}
-					})
-					s.On("leave", func(args socketio.Args, ack socketio.AckFunc) {
-						var room string
-						_ = args.Decode(0, &room)
-						s.Leave(socketio.Room(room))
-						if ack != nil {
-							_ = ack(roomNames(s.Rooms(), s.ID()))
-						}
-					})
+					s.On("join", roomHandler(s, func(room socketio.Room) { s.Join(room) }))
+					s.On("leave", roomHandler(s, s.Leave))
 					s.On("relay", func(args socketio.Args, ack socketio.AckFunc) {
 						var room string
 						_ = args.Decode(0, &room)
@@ -1605,14 +1562,11 @@ func TestSocketIOClientGone(t *testing.T) {
 		for _, how := range []string{"killed", "frozen"} {
 			t.Run(mode.name+"/"+how, func(t *testing.T) {
 				t.Parallel()
-				ss := startSIOServer(t, sioConfig{engine: fast})
-				c := startSIOClient(t, ss.url, mode, nil)
-				c.connect(t, "a", "/", nil)
+				c, sc := startWithSocketA(t, mode, sioConfig{engine: fast})
 				if mode.upgrade {
 					c.cmd(t, map[string]any{"cmd": "awaitUpgrade"})
 					c.op(t, "upgraded", "")
 				}
-				sc := ss.conn(t, "/", "a")
 				if ack := c.emitAck(t, "a", "echo", 0, 1); !sameValues(ack.Args, []any{1}) {
 					t.Errorf("echo: %v", ack)
 				}
@@ -1656,31 +1610,19 @@ func TestSocketIOThousandEvents(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			sendErr := make(chan error, 1)
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
+			c, sc := startWithSocketA(t, mode, sioConfig{setup: func(ss *sioServer) {
 				ss.srv.OnConnection(func(sock *socketio.Socket) {
 					ss.wg.Add(1)
 					go func() {
 						defer ss.wg.Done()
-						var first error
-						for i := range count {
-							if err := sock.Emit("num", numArgs("s", i)...); err != nil && first == nil {
-								first = fmt.Errorf("Emit %d: %w", i, err)
-							}
-						}
-						sendErr <- first
+						sendErr <- sendAll(count, "Emit", func(i int) error { return sock.Emit("num", numArgs("s", i)...) })
 					}()
 				})
 			}})
-			c := startSIOClient(t, ss.url, mode, nil)
-			c.connect(t, "a", "/", nil)
 			c.cmd(t, map[string]any{"cmd": "seq", "sock": "a", "count": count})
 			c.cmd(t, map[string]any{"cmd": "awaitNums", "sock": "a", "count": count})
-			sc := ss.conn(t, "/", "a")
 			sc.nums(t, count)
-			ev := c.op(t, "nums", "a")
-			if ev.Received != count || !ev.Ordered {
-				t.Errorf("client received %d of %d, in order %v (first bad %d: %s)", ev.Received, count, ev.Ordered, ev.FirstBad, ev.Got)
-			}
+			checkClientCount(t, c.op(t, "nums", "a").streamStats, count)
 			if err := <-sendErr; err != nil {
 				t.Error(err)
 			}
@@ -1689,7 +1631,7 @@ func TestSocketIOThousandEvents(t *testing.T) {
 				c.op(t, "upgraded", "")
 			}
 			if sc.sess != nil {
-				awaitSessionTransport(t, sc.sess, mode.final)
+				eiotest.AwaitTransport(t, sc.sess, mode.final, sioTimeout)
 			}
 			select {
 			case ev := <-sc.evs:
@@ -1706,11 +1648,7 @@ func TestSocketIOThousandEvents(t *testing.T) {
 func TestSocketIOStreamAcrossUpgrade(t *testing.T) {
 	requireSIOClient(t)
 	const after, max = 200, 20000 // events after the upgrade; cap per direction
-	type result struct {
-		n   int
-		err error
-	}
-	sent := make(chan result, 1)
+	sent := make(chan streamSent, 1)
 	ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
 		ss.srv.OnConnection(func(s *socketio.Socket) {
 			c := ss.connOf(s)
@@ -1733,7 +1671,7 @@ func TestSocketIOStreamAcrossUpgrade(t *testing.T) {
 				if err == nil {
 					err = s.Emit("numEnd", n)
 				}
-				sent <- result{n, err}
+				sent <- streamSent{n, err}
 			}()
 		})
 	}})
@@ -1782,28 +1720,14 @@ func TestSocketIOStreamAcrossUpgrade(t *testing.T) {
 	t.Logf("server received %d client events: %d while on polling, %d on websocket", len(evs), overPolling, overWS)
 
 	res := <-sent
-	if res.err != nil {
-		t.Errorf("server stream: %v", res.err)
-	}
 	ev := c.op(t, "stream", "a")
-	t.Logf("client: sent %d (%d before the upgrade event), received %d (%d before), server total %d",
-		ev.Sent, ev.SentBefore, ev.Received, ev.ReceivedBefore, ev.ServerTotal)
-	if !ev.Upgraded {
-		t.Errorf("client not upgraded")
-	}
-	if !ev.Ordered || ev.Received != res.n || ev.ServerTotal != res.n {
-		t.Errorf("client received %d in order=%v (first bad %d: %s), server sent %d (its end marker says %d)",
-			ev.Received, ev.Ordered, ev.FirstBad, ev.Got, res.n, ev.ServerTotal)
-	}
-	if ev.Sent != len(evs) {
-		t.Errorf("client sent %d, server received %d", ev.Sent, len(evs))
-	}
+	checkClientStream(t, ev.streamStats, res, len(evs))
 	// The stream spans the upgrade when events went each way both before and after it.
 	if ev.ReceivedBefore == 0 || ev.ReceivedBefore == ev.Received || overWS == 0 || overPolling == 0 {
 		t.Errorf("the stream did not span the upgrade: client sent %d/%d before it (server saw %d on polling), received %d/%d before it",
 			ev.SentBefore, ev.Sent, overPolling, ev.ReceivedBefore, ev.Received)
 	}
-	awaitSessionTransport(t, sc.sess, "websocket")
+	eiotest.AwaitTransport(t, sc.sess, "websocket", sioTimeout)
 }
 
 // ---- Chromium ----
