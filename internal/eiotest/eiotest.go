@@ -393,6 +393,12 @@ func MustRead(t testing.TB, c *ws.Conn) (ws.MessageType, string) {
 func MustReadText(t testing.TB, c *ws.Conn) string {
 	t.Helper()
 	typ, s := MustRead(t, c)
+	return text(t, typ, s)
+}
+
+// text returns s, failing the test unless its type is text.
+func text(t testing.TB, typ ws.MessageType, s string) string {
+	t.Helper()
 	if typ != ws.MessageText {
 		t.Fatalf("got a %v message % x, want text", typ, s)
 	}
@@ -426,10 +432,7 @@ next:
 func ReadText(t testing.TB, c *ws.Conn, skip ...string) string {
 	t.Helper()
 	typ, s := ReadSkipping(t, c, skip...)
-	if typ != ws.MessageText {
-		t.Fatalf("got a %v message % x, want text", typ, s)
-	}
-	return s
+	return text(t, typ, s)
 }
 
 // ReadBinary is ReadSkipping for a message that must be binary.
