@@ -103,6 +103,7 @@ func BenchmarkParsePacket(b *testing.B) {
 		{"event", benchEvent},
 		{"event on namespace with ack", benchEventNsp},
 		{"binary event", benchBinaryEvent},
+		{"event with a 1 KiB string", bench1KiB},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bm.text)))

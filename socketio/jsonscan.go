@@ -2,13 +2,14 @@ package socketio
 
 import (
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
 
-// This file holds the small JSON routines the codec needs beyond encoding/json: walking a
-// payload to find binary placeholders, splitting an array into its elements, and writing
-// strings and numbers. The walkers never panic and stop at the first thing they cannot
+// This file holds the small JSON routines the codec needs beyond encoding/json: checking
+// that a payload is valid JSON, walking it to find binary placeholders, splitting an array
+// into its elements, and writing strings and numbers. The walkers never panic and stop at the first thing they cannot
 // read, so they are safe on any input; on text that json.Valid accepted they agree with
 // encoding/json.
 
@@ -27,17 +28,295 @@ func skipSpace(data []byte, i int) int {
 }
 
 // stringEnd returns the index just past the JSON string that starts at data[i] (a quote),
-// or -1 when the string is not terminated.
+// or -1 when the string is not terminated. It checks nothing else: the byte after a
+// backslash is skipped whatever it is.
 func stringEnd(data []byte, i int) int {
-	for j := i + 1; j < len(data); j++ {
-		switch data[j] {
-		case '\\':
-			j++
-		case '"':
+	j := i + 1
+	for {
+		// Eight bytes at a time up to the next quote or backslash.
+		for j+8 <= len(data) {
+			w := load64(data[j:])
+			if m := hasByte(w, '"') | hasByte(w, '\\'); m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		for ; j < len(data); j++ {
+			if c := data[j]; c == '"' || c == '\\' {
+				break
+			}
+		}
+		switch {
+		case j >= len(data):
+			return -1
+		case data[j] == '"':
 			return j + 1
 		}
+		j += 2 // the backslash and the byte it escapes
 	}
-	return -1
+}
+
+// Word-at-a-time byte tests. Each returns a word with the high bit of byte k set when byte
+// k of w matches; a match may also set the high bit of some bytes above the first match
+// (a borrow runs upwards), but never of a byte below it, so the lowest set bit always
+// marks the first matching byte, and the result is zero exactly when no byte matches.
+const (
+	lsb = 0x0101010101010101 // the low bit of every byte
+	msb = 0x8080808080808080 // the high bit of every byte
+)
+
+// load64 reads b[0:8] as a little-endian word (one load on the usual machines): byte k of
+// b is byte k of the word.
+func load64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// hasByte marks the bytes of w equal to c.
+func hasByte(w uint64, c byte) uint64 {
+	x := w ^ (lsb * uint64(c))
+	return (x - lsb) &^ x & msb
+}
+
+// hasControl marks the bytes of w below 0x20, which a JSON string may not hold as they are.
+func hasControl(w uint64) uint64 {
+	return (w - lsb*0x20) &^ w & msb
+}
+
+// validJSON reports whether data is one JSON value, with optional whitespace around it,
+// exactly as json.Valid does: the RFC 8259 grammar, nesting at most maxDepth (10000)
+// arrays and objects deep, and, like encoding/json, no check of UTF-8 (any byte from 0x80
+// up may appear in a string) nor of surrogate pairs in \u escapes. FuzzValidJSON holds it
+// to json.Valid.
+//
+// It is iterative, with the kinds of the open arrays and objects in a bit stack, and reads
+// strings eight bytes at a time. It makes one pass over data, or two for a value nested
+// more than 128 levels deep: the first stops there, and the second has a stack for all
+// maxDepth levels. It allocates nothing.
+func validJSON(data []byte) bool {
+	var small [2]uint64
+	ok, deeper := validValue(data, small[:])
+	if deeper {
+		ok = validDeep(data)
+	}
+	return ok
+}
+
+// validDeep is validJSON for values nested more deeply than its first try allows, with a
+// stack for maxDepth levels (about 1.2 KiB, zeroed only when needed; kept out of line so
+// that validJSON's own frame stays small).
+//
+//go:noinline
+func validDeep(data []byte) bool {
+	var big [(maxDepth + 63) / 64]uint64
+	ok, _ := validValue(data, big[:])
+	return ok
+}
+
+// validValue does the work of validJSON with stack as the bit stack (a set bit: an object,
+// a clear bit: an array). It reports deeper, and not ok, when the value nests more deeply
+// than stack can hold but not more than maxDepth.
+func validValue(data []byte, stack []uint64) (ok, deeper bool) {
+	limit := min(len(stack)*64, maxDepth)
+	depth := 0 // open arrays and objects
+	i := 0
+	for {
+		// At the start of a value: an array element, an object member's value, or the
+		// top-level value.
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return false, false
+		}
+		switch c := data[i]; c {
+		case '[', '{':
+			if depth >= limit {
+				return false, depth < maxDepth
+			}
+			end := byte(']')
+			if c == '{' {
+				end = '}'
+			}
+			i = skipSpace(data, i+1)
+			if i < len(data) && data[i] == end {
+				i++ // empty: a complete value
+				break
+			}
+			word, bit := depth>>6, uint64(1)<<(depth&63)
+			depth++
+			if c == '[' {
+				stack[word] &^= bit
+				continue // to the first element
+			}
+			stack[word] |= bit
+			if i = memberValue(data, i); i < 0 {
+				return false, false
+			}
+			continue // to the first member's value
+		case '"':
+			if i = validString(data, i+1); i < 0 {
+				return false, false
+			}
+		case 't':
+			if i = literal(data, i, "true"); i < 0 {
+				return false, false
+			}
+		case 'f':
+			if i = literal(data, i, "false"); i < 0 {
+				return false, false
+			}
+		case 'n':
+			if i = literal(data, i, "null"); i < 0 {
+				return false, false
+			}
+		default:
+			if i = validNumber(data, i); i < 0 {
+				return false, false
+			}
+		}
+		// After a complete value: close the arrays and objects it ends, up to a ',' that
+		// starts the next value, or to the end of the top-level value.
+		for {
+			if depth == 0 {
+				return skipSpace(data, i) == len(data), false
+			}
+			if i = skipSpace(data, i); i >= len(data) {
+				return false, false
+			}
+			d := depth - 1
+			object := stack[d>>6]&(1<<(d&63)) != 0
+			c := data[i]
+			i++
+			if c == ',' {
+				if object {
+					if i = memberValue(data, skipSpace(data, i)); i < 0 {
+						return false, false
+					}
+				}
+				break
+			}
+			if object && c != '}' || !object && c != ']' {
+				return false, false
+			}
+			depth--
+		}
+	}
+}
+
+// memberValue reads an object member's name and colon, at data[i], and returns the index
+// just past the colon, or -1.
+func memberValue(data []byte, i int) int {
+	if i >= len(data) || data[i] != '"' {
+		return -1
+	}
+	if i = validString(data, i+1); i < 0 {
+		return -1
+	}
+	if i = skipSpace(data, i); i >= len(data) || data[i] != ':' {
+		return -1
+	}
+	return i + 1
+}
+
+// validString checks the rest of a JSON string whose opening quote is just before data[i]
+// and returns the index just past its closing quote, or -1: no byte below 0x20, and only
+// the escapes \" \\ \/ \b \f \n \r \t and \u with four hexadecimal digits.
+func validString(data []byte, i int) int {
+	for {
+		// Eight bytes at a time up to the next quote, backslash or control byte.
+		for i+8 <= len(data) {
+			w := load64(data[i:])
+			if m := hasByte(w, '"') | hasByte(w, '\\') | hasControl(w); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		for ; i < len(data); i++ {
+			if c := data[i]; c == '"' || c == '\\' || c < 0x20 {
+				break
+			}
+		}
+		if i >= len(data) {
+			return -1
+		}
+		switch data[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			if i+1 >= len(data) {
+				return -1
+			}
+			switch data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(data) {
+					return -1
+				}
+				if _, ok := hex4(data[i+2 : i+6]); !ok {
+					return -1
+				}
+				i += 6
+			default:
+				return -1
+			}
+		default:
+			return -1 // a control byte
+		}
+	}
+}
+
+// literal checks that data[i:] starts with the literal word (true, false or null) and
+// returns the index just past it, or -1.
+func literal(data []byte, i int, word string) int {
+	if len(data)-i < len(word) || string(data[i:i+len(word)]) != word {
+		return -1
+	}
+	return i + len(word)
+}
+
+// validNumber checks the JSON number that starts at data[i] and returns the index just past
+// it, or -1. The grammar: an optional '-', then 0 or a digit 1-9 followed by digits, then
+// optionally '.' and digits, then optionally 'e' or 'E', an optional sign and digits.
+// What follows the number is the caller's to check (json.Valid refuses 01 for the '1').
+func validNumber(data []byte, i int) int {
+	if data[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(data) || !isDigit(data[i]):
+		return -1
+	case data[i] == '0':
+		i++
+	default:
+		i = skipDigits(data, i+1)
+	}
+	if i < len(data) && data[i] == '.' {
+		if i++; i >= len(data) || !isDigit(data[i]) {
+			return -1
+		}
+		i = skipDigits(data, i+1)
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		if i++; i < len(data) && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i >= len(data) || !isDigit(data[i]) {
+			return -1
+		}
+		i = skipDigits(data, i+1)
+	}
+	return i
+}
+
+// skipDigits returns the index of the first byte at or after i that is not a decimal digit.
+func skipDigits(data []byte, i int) int {
+	for i < len(data) && isDigit(data[i]) {
+		i++
+	}
+	return i
 }
 
 // scalarEnd returns the index just past the number or literal that starts at data[i].
