@@ -315,11 +315,11 @@ func (s *Socket) Disconnect(closeConn bool) {
 		s.client.disconnectAll()
 		return
 	}
-	if !s.connected.Load() {
-		return
+	// Closed first: once the client has the DISCONNECT it may close the connection, and
+	// the socket must not then end as "transport close".
+	if s.onClose(ReasonServerNamespaceDisconnect) {
+		s.client.sendDisconnect(s.nsp.name)
 	}
-	s.client.sendDisconnect(s.nsp.name)
-	s.onClose(ReasonServerNamespaceDisconnect)
 }
 
 // expectAck registers the callback of an ack id: the answer calls it once, or the socket's
@@ -429,9 +429,10 @@ func (s *Socket) dispatch() {
 // onClose disconnects the socket: OnDisconnecting handlers run while it is in its rooms,
 // then it leaves them, pending EmitWithAck calls fail, and OnDisconnect handlers run —
 // after the events that arrived before, on the socket's goroutine.
-func (s *Socket) onClose(reason string) {
+// It reports whether this call disconnected the socket (false: it already was).
+func (s *Socket) onClose(reason string) bool {
 	if !s.connected.CompareAndSwap(true, false) {
-		return
+		return false
 	}
 	s.client.forget(s)
 	s.mu.Lock()
@@ -459,4 +460,5 @@ func (s *Socket) onClose(reason string) {
 	for _, f := range pending {
 		f(Args{}, ErrDisconnected)
 	}
+	return true
 }

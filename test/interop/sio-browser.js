@@ -66,6 +66,15 @@
     socket.timeout(TIMEOUT).emit(event, ...args, (err, ...res) => (err ? reject(err) : resolve(res)));
   });
 
+  // disconnect disconnects the socket and resolves once the client has closed its engine,
+  // which it does only after the DISCONNECT packet was written (for polling: its POST
+  // answered), so that closing the tab afterwards cannot lose it.
+  const disconnect = (socket) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('engine not closed within 20 s')), TIMEOUT);
+    socket.io.engine.once('close', () => { clearTimeout(timer); resolve(); });
+    socket.disconnect();
+  });
+
   const once = (socket, event) => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${event} event within 20 s`)), TIMEOUT);
     socket.once(event, (...args) => { clearTimeout(timer); resolve(args); });
@@ -89,7 +98,7 @@
     socket.emit('ready');
     result.bye = toJSON(await bye);
     result.finalTransport = socket.io.engine.transport.name;
-    socket.disconnect();
+    await disconnect(socket);
     return result;
   };
 
@@ -115,7 +124,7 @@
     }
     await Promise.race([done, new Promise((resolve, reject) => setTimeout(() => reject(new Error('no done event within 20 s')), TIMEOUT))]);
     const result = { id: socket.id, joined: toJSON(joined), events, transport: socket.io.engine.transport.name };
-    socket.disconnect();
+    await disconnect(socket);
     return result;
   };
 })();
