@@ -87,3 +87,45 @@ func TestSocketIOClientRecoversItsSession(t *testing.T) {
 		t.Fatalf("after recovery: %s (%v)", ev.Data, err)
 	}
 }
+
+// TestSocketIOClientReconnectsWithoutRecovery: with recovery off, socket.io-client mends a
+// lost connection by reconnecting as a new socket (new id, recovered false) that the
+// connection handlers see again, and events reach it.
+func TestSocketIOClientReconnectsWithoutRecovery(t *testing.T) {
+	requireSIOClient(t)
+	srv := socketio.NewServer(nil)
+	connected := make(chan *socketio.Socket, 2)
+	srv.OnConnection(func(s *socketio.Socket) { connected <- s })
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+
+	p := startNode(t, 30*time.Second, "sio-recovery.js", hs.URL)
+	const wait = 10 * time.Second
+	first := p.waitFor(t, wait, func(e event) bool { return e.Op == "connect" })
+	<-connected
+	if _, err := io.WriteString(p.stdin, "drop\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client closed its own engine: it reports "forced close", then reconnects.
+	p.waitFor(t, wait, func(e event) bool { return e.Op == "disconnect" })
+	again := p.waitFor(t, wait, func(e event) bool { return e.Op == "connect" })
+	if again.Match || again.ID == first.ID {
+		t.Fatalf("reconnected as %s (recovered %v), was %s", again.ID, again.Match, first.ID)
+	}
+	var s *socketio.Socket
+	select {
+	case s = <-connected:
+	case <-time.After(wait):
+		t.Fatal("the server saw no second connection")
+	}
+	if s.ID() != again.ID || s.Recovered() {
+		t.Fatalf("server socket %s recovered %v", s.ID(), s.Recovered())
+	}
+	if err := s.Emit("hello"); err != nil {
+		t.Fatal(err)
+	}
+	ev := p.waitFor(t, wait, func(e event) bool { return e.Op == "event" })
+	if ev.Data != `["hello"]` {
+		t.Fatalf("event %s", ev.Data)
+	}
+}
