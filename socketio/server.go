@@ -101,7 +101,7 @@ func NewServer(opts *Options) *Server {
 		}
 		srv.recovery = &rc
 	}
-	srv.engine.OnConnection = func(s *engineio.Session) { newClient(srv, s) }
+	srv.engine.OnConnection = func(s *engineio.Session) { newConnection(srv, s) }
 	srv.Of("/")
 	return srv
 }

@@ -59,7 +59,7 @@ type EventHandler func(args Args, ack AckFunc)
 type Socket struct {
 	id        string
 	nsp       *Namespace
-	client    *client
+	client    *connection
 	handshake Handshake
 
 	connected atomic.Bool
@@ -93,7 +93,7 @@ const maxInbox = 1024
 
 // newSocket makes a socket for a CONNECT; restored, when not nil, is the persisted session
 // it recovers.
-func newSocket(nsp *Namespace, c *client, auth []byte, restored *PersistedSession) *Socket {
+func newSocket(nsp *Namespace, c *connection, auth []byte, restored *PersistedSession) *Socket {
 	s := &Socket{
 		id:        newID(),
 		nsp:       nsp,

@@ -11,8 +11,8 @@ import (
 	"github.com/duplexio/duplex/engineio"
 )
 
-// client is one Engine.IO connection and the sockets it multiplexes, one per namespace.
-type client struct {
+// connection is one Engine.IO connection and the sockets it multiplexes, one per namespace.
+type connection struct {
 	srv     *Server
 	conn    *engineio.Session
 	dec     Decoder
@@ -24,8 +24,8 @@ type client struct {
 	closed       bool
 }
 
-func newClient(srv *Server, conn *engineio.Session) *client {
-	c := &client{
+func newConnection(srv *Server, conn *engineio.Session) *connection {
+	c := &connection{
 		srv:     srv,
 		conn:    conn,
 		dec:     Decoder{MaxAttachments: srv.maxAttachments},
@@ -39,7 +39,7 @@ func newClient(srv *Server, conn *engineio.Session) *client {
 }
 
 // connectTimeout closes a connection that joined no namespace in time.
-func (c *client) connectTimeout() {
+func (c *connection) connectTimeout() {
 	c.mu.Lock()
 	idle := len(c.sockets) == 0 && !c.closed
 	c.mu.Unlock()
@@ -50,7 +50,7 @@ func (c *client) connectTimeout() {
 }
 
 // handshake describes the connection for a socket that sent auth.
-func (c *client) handshake(auth []byte) Handshake {
+func (c *connection) handshake(auth []byte) Handshake {
 	r := c.conn.Request()
 	return Handshake{
 		Headers: r.Header,
@@ -64,7 +64,7 @@ func (c *client) handshake(auth []byte) Handshake {
 }
 
 // onMessage handles one Engine.IO message, on the connection's reading goroutine.
-func (c *client) onMessage(data []byte, binary bool) {
+func (c *connection) onMessage(data []byte, binary bool) {
 	m, err := c.dec.Add(data, binary)
 	if err != nil {
 		c.protocolError(err)
@@ -106,20 +106,20 @@ func (c *client) onMessage(data []byte, binary bool) {
 }
 
 // protocolError closes the connection of a client that broke the protocol.
-func (c *client) protocolError(err error) {
+func (c *connection) protocolError(err error) {
 	c.srv.logger.Info("socketio: closing a connection on a protocol error", "remote", c.conn.Request().RemoteAddr, "error", err)
 	c.closeSockets(string(engineio.ReasonParseError))
 	_ = c.conn.Close()
 }
 
-func (c *client) socket(nsp string) *Socket {
+func (c *connection) socket(nsp string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sockets[nsp]
 }
 
 // connect handles a CONNECT: the namespace's middleware decides, on this goroutine.
-func (c *client) connect(name string, auth []byte) {
+func (c *connection) connect(name string, auth []byte) {
 	nsp := c.srv.namespaceFor(name, auth)
 	if nsp == nil {
 		c.sendConnectError(name, &ConnectError{Message: "Invalid namespace"})
@@ -156,7 +156,7 @@ func (c *client) connect(name string, auth []byte) {
 }
 
 // forget drops a disconnected socket.
-func (c *client) forget(s *Socket) {
+func (c *connection) forget(s *Socket) {
 	c.mu.Lock()
 	if c.sockets[s.nsp.name] == s {
 		delete(c.sockets, s.nsp.name)
@@ -165,12 +165,12 @@ func (c *client) forget(s *Socket) {
 }
 
 // onClose disconnects every socket when the connection ends.
-func (c *client) onClose(reason engineio.CloseReason, _ error) {
+func (c *connection) onClose(reason engineio.CloseReason, _ error) {
 	c.connectTimer.Stop()
 	c.closeSockets(string(reason))
 }
 
-func (c *client) closeSockets(reason string) {
+func (c *connection) closeSockets(reason string) {
 	c.mu.Lock()
 	c.closed = true
 	sockets := make([]*Socket, 0, len(c.sockets))
@@ -185,7 +185,7 @@ func (c *client) closeSockets(reason string) {
 
 // disconnectAll disconnects every socket of the connection from the server side, then
 // closes the connection.
-func (c *client) disconnectAll() {
+func (c *connection) disconnectAll() {
 	c.mu.Lock()
 	sockets := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
@@ -200,7 +200,7 @@ func (c *client) disconnectAll() {
 
 // write queues an encoded packet on the connection. A volatile packet that the connection
 // cannot take at once is dropped with errDropped.
-func (c *client) write(p *EncodedPacket, volatile, noCompress bool) error {
+func (c *connection) write(p *EncodedPacket, volatile, noCompress bool) error {
 	if volatile && !c.conn.Writable() {
 		return errDropped
 	}
@@ -219,7 +219,7 @@ func (c *client) write(p *EncodedPacket, volatile, noCompress bool) error {
 	return c.conn.SendBatch(batch, flags)
 }
 
-func (c *client) sendConnect(s *Socket) {
+func (c *connection) sendConnect(s *Socket) {
 	data, _ := json.Marshal(struct {
 		SID string `json:"sid"`
 		PID string `json:"pid,omitempty"`
@@ -227,7 +227,7 @@ func (c *client) sendConnect(s *Socket) {
 	c.sendPacket(&Packet{Type: Connect, Namespace: s.nsp.name, Data: data})
 }
 
-func (c *client) sendConnectError(nsp string, ce *ConnectError) {
+func (c *connection) sendConnectError(nsp string, ce *ConnectError) {
 	data, err := json.Marshal(struct {
 		Message string `json:"message"`
 		Data    any    `json:"data,omitempty"`
@@ -240,11 +240,11 @@ func (c *client) sendConnectError(nsp string, ce *ConnectError) {
 	c.sendPacket(&Packet{Type: ConnectErrorPacket, Namespace: nsp, Data: data})
 }
 
-func (c *client) sendDisconnect(nsp string) {
+func (c *connection) sendDisconnect(nsp string) {
 	c.sendPacket(&Packet{Type: Disconnect, Namespace: nsp})
 }
 
-func (c *client) sendAck(nsp string, id uint64, args []any) error {
+func (c *connection) sendAck(nsp string, id uint64, args []any) error {
 	data, attachments, err := AppendArgs(nil, "", args)
 	if err != nil {
 		return err
@@ -257,7 +257,7 @@ func (c *client) sendAck(nsp string, id uint64, args []any) error {
 	return c.write(&EncodedPacket{Text: AppendPacket(nil, &p), Attachments: attachments}, false, false)
 }
 
-func (c *client) sendPacket(p *Packet) {
+func (c *connection) sendPacket(p *Packet) {
 	_ = c.conn.Send(AppendPacket(nil, p), 0)
 }
 
