@@ -50,10 +50,11 @@ func (p *Processes) AddFlags(fs *flag.FlagSet, server string) {
 // Prepare gets the machine and the binaries ready for a comparison named
 // command (compare, eiocompare, ...): with Pin it checks for taskset and at
 // least 2 CPUs; it raises this process's RLIMIT_NOFILE (logging a failure);
-// and when BinDir is empty it builds serverPkg (such as "./cmd/echoserver")
-// and ./cmd/load into a new temporary directory, which it sets as BinDir and
-// which cleanup removes. It must run in the bench directory.
-func (p *Processes) Prepare(command, serverPkg string) (cleanup func(), err error) {
+// and when BinDir is empty it builds serverPkg (such as "./cmd/echoserver"),
+// ./cmd/load and the extra packages (such as "./cmd/sioclientload") into a
+// new temporary directory, which it sets as BinDir and which cleanup removes.
+// It must run in the bench directory.
+func (p *Processes) Prepare(command, serverPkg string, extra ...string) (cleanup func(), err error) {
 	if p.Pin {
 		if _, err := exec.LookPath("taskset"); err != nil {
 			return nil, fmt.Errorf("taskset not found (util-linux); use -pin=false to run unpinned")
@@ -72,7 +73,8 @@ func (p *Processes) Prepare(command, serverPkg string) (cleanup func(), err erro
 	if err != nil {
 		return nil, err
 	}
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), serverPkg, "./cmd/load")
+	args := append([]string{"build", "-o", dir + string(os.PathSeparator), serverPkg, "./cmd/load"}, extra...)
+	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		os.RemoveAll(dir)
@@ -177,9 +179,17 @@ func firstLine(r io.Reader) <-chan string {
 // errors yet still prints its line: the error then carries its stderr and res
 // is filled all the same.
 func (p Processes) RunLoad(ctx context.Context, timeout time.Duration, args []string, res any) error {
+	return p.RunLoadCommand(ctx, timeout, nil, p.Bin("load"), args, res)
+}
+
+// RunLoadCommand is RunLoad for any load program that ends its stdout with a
+// JSON result line: it runs name with args (and env, when not nil, as its
+// whole environment), pinned to the load CPU when p.Pin.
+func (p Processes) RunLoadCommand(ctx context.Context, timeout time.Duration, env []string, name string, args []string, res any) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := p.pinned(ctx, p.LoadCPU, p.Bin("load"), args...)
+	cmd := p.pinned(ctx, p.LoadCPU, name, args...)
+	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output() // on timeout CommandContext kills the load by PID

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,9 +13,10 @@ import (
 	"time"
 )
 
-// NodeServer is one of the Node bench servers (node/*.js) and what it needs
-// to run: node, the script, and the npm package it requires, installed in a
-// node_modules directory that the script gets as NODE_PATH.
+// NodeServer is one of the Node bench scripts (node/*.js), a server or a load
+// (node/sioclient.js), and what it needs to run: node, the script, and the
+// npm package it requires, installed in a node_modules directory that the
+// script gets as NODE_PATH.
 type NodeServer struct {
 	Binary  string // the node binary
 	Script  string // the server script, such as node/eioserver.js
@@ -67,12 +69,32 @@ func (n NodeServer) Versions(packages ...string) string {
 // and pingTimeout given (both bench scripts take [port] [pingIntervalMs]
 // [pingTimeoutMs]), and waits for it to listen as StartServer does.
 func (n NodeServer) Start(p Processes, pingInterval, pingTimeout time.Duration) (*Server, error) {
-	mods, err := filepath.Abs(n.Modules)
+	env, err := n.env()
 	if err != nil {
 		return nil, err
 	}
 	cmd := p.ServerCommand(n.Binary, n.Script, "0",
 		strconv.FormatInt(pingInterval.Milliseconds(), 10), strconv.FormatInt(pingTimeout.Milliseconds(), 10))
-	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	cmd.Env = env
 	return StartServer("node server", cmd)
+}
+
+// RunLoad runs the script as a load generator with args, pinned to the load
+// CPU when p.Pin and with NODE_PATH set to Modules, as Processes.RunLoad runs
+// the Go load: killed after timeout, its last stdout line decoded into res.
+func (n NodeServer) RunLoad(ctx context.Context, p Processes, timeout time.Duration, args []string, res any) error {
+	env, err := n.env()
+	if err != nil {
+		return err
+	}
+	return p.RunLoadCommand(ctx, timeout, env, n.Binary, append([]string{n.Script}, args...), res)
+}
+
+// env is this process's environment with NODE_PATH set to Modules.
+func (n NodeServer) env() ([]string, error) {
+	mods, err := filepath.Abs(n.Modules)
+	if err != nil {
+		return nil, err
+	}
+	return append(os.Environ(), "NODE_PATH="+mods), nil
 }

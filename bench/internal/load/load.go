@@ -47,6 +47,7 @@ type Result struct {
 	Seconds    float64 `json:"seconds"`
 	MsgsPerSec float64 `json:"msgs_per_sec"`
 	P50us      float64 `json:"p50_us"`
+	P90us      float64 `json:"p90_us"`
 	P99us      float64 `json:"p99_us"`
 
 	Verified   uint64 `json:"verified"` // echoes checked, warmup and drain included

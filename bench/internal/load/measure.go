@@ -133,6 +133,7 @@ func (res *Result) finish(d time.Duration, h *Histogram, w *window) {
 	res.Seconds = d.Seconds()
 	res.MsgsPerSec = float64(res.Msgs) / res.Seconds
 	res.P50us = float64(h.Quantile(0.50)) / 1e3
+	res.P90us = float64(h.Quantile(0.90)) / 1e3
 	res.P99us = float64(h.Quantile(0.99)) / 1e3
 	w.fill(res)
 }
@@ -160,3 +161,26 @@ func (res *Result) add(h *Histogram, t *tally, who string, id int) {
 		}
 	}
 }
+
+// Window is a measured window's samples, for loads outside this package (the
+// Go Socket.IO client load, internal/sioclientload), which measure the way
+// the loads here do.
+type Window struct{ w *window }
+
+// MeasureWindow sleeps until warmup after base, samples this process's CPU
+// time and, when pid > 0, the CPU time and system calls of process pid,
+// sleeps until duration later and samples them again (or returns early, when
+// ctx ends). Result.Finish puts the numbers in a Result.
+func MeasureWindow(ctx context.Context, base time.Time, warmup, duration time.Duration, pid int) *Window {
+	return &Window{sampleWindow(ctx, timing{base: base, warmEnd: warmup, end: warmup + duration}, pid)}
+}
+
+// NewResult returns the Result of a run of conns clients with payload
+// characters per message and inflight messages in flight each, its CPU and
+// syscall numbers -1 (not sampled) until Finish fills them.
+func NewResult(conns, payload, inflight int) Result { return newResult(conns, payload, inflight) }
+
+// Finish fills in res, once Msgs, Verified and Errors are counted, the
+// window's length d, the rate, the latency quantiles of h (the round trips
+// in the window) and what w sampled.
+func (res *Result) Finish(d time.Duration, h *Histogram, w *Window) { res.finish(d, h, w.w) }

@@ -48,13 +48,16 @@ func FormatMedian(v []float64, format string) string {
 type EchoRuns struct {
 	MsgsPerSec           []float64
 	MsgsPerServerCPUSec  []float64 // round trips in the window ÷ the server's CPU seconds in it
-	P50us, P99us         []float64
+	MsgsPerLoadCPUSec    []float64 // round trips in the window ÷ the load's CPU seconds in it
+	LoadCPUPerMsgUs      []float64 // the load's CPU µs per round trip
+	P50us, P90us, P99us  []float64
 	ServerCPUPerMsgUs    []float64
 	ServerSyscallsPerMsg []float64
 	ServerCPUPercent     []float64 // server CPU time ÷ window, in %
 	LoadCPUPercent       []float64 // load CPU time ÷ window, in %
 	Ratio                []float64 // msgs/s ÷ the base's msgs/s
 	CPURatio             []float64 // msgs per server CPU-second ÷ the base's
+	LoadCPURatio         []float64 // msgs per load CPU-second ÷ the base's
 }
 
 // CollectEcho gathers the results of runs (by run number) into the columns
@@ -68,7 +71,12 @@ func CollectEcho(runs, base map[int]load.Result) EchoRuns {
 		if res.ServerCPUSeconds > 0 {
 			e.MsgsPerServerCPUSec = append(e.MsgsPerServerCPUSec, float64(res.Msgs)/res.ServerCPUSeconds)
 		}
+		if res.LoadCPUSeconds > 0 && res.Msgs > 0 {
+			e.MsgsPerLoadCPUSec = append(e.MsgsPerLoadCPUSec, float64(res.Msgs)/res.LoadCPUSeconds)
+			e.LoadCPUPerMsgUs = append(e.LoadCPUPerMsgUs, res.LoadCPUSeconds*1e6/float64(res.Msgs))
+		}
 		e.P50us = append(e.P50us, res.P50us)
+		e.P90us = append(e.P90us, res.P90us)
 		e.P99us = append(e.P99us, res.P99us)
 		if res.ServerCPUPerMsgUs >= 0 {
 			e.ServerCPUPerMsgUs = append(e.ServerCPUPerMsgUs, res.ServerCPUPerMsgUs)
@@ -86,6 +94,9 @@ func CollectEcho(runs, base map[int]load.Result) EchoRuns {
 			e.Ratio = append(e.Ratio, res.MsgsPerSec/b.MsgsPerSec)
 			if res.ServerCPUSeconds > 0 && b.ServerCPUSeconds > 0 && b.Msgs > 0 {
 				e.CPURatio = append(e.CPURatio, (float64(res.Msgs)/res.ServerCPUSeconds)/(float64(b.Msgs)/b.ServerCPUSeconds))
+			}
+			if res.LoadCPUSeconds > 0 && res.Msgs > 0 && b.LoadCPUSeconds > 0 && b.Msgs > 0 {
+				e.LoadCPURatio = append(e.LoadCPURatio, (float64(res.Msgs)/res.LoadCPUSeconds)/(float64(b.Msgs)/b.LoadCPUSeconds))
 			}
 		}
 	}

@@ -53,7 +53,10 @@ func TestCollectEcho(t *testing.T) {
 	if len(e.Ratio) != 1 || e.Ratio[0] != 4 || len(e.CPURatio) != 1 || e.CPURatio[0] != 4 {
 		t.Fatalf("ratios: %v, %v", e.Ratio, e.CPURatio)
 	}
-	if e := CollectEcho(runs, nil); len(e.Ratio) != 0 || len(e.CPURatio) != 0 {
+	if len(e.MsgsPerLoadCPUSec) != 2 || len(e.LoadCPUPerMsgUs) != 2 || len(e.LoadCPURatio) != 1 || e.LoadCPURatio[0] != 4 {
+		t.Fatalf("load CPU columns: %v, %v, %v", e.MsgsPerLoadCPUSec, e.LoadCPUPerMsgUs, e.LoadCPURatio)
+	}
+	if e := CollectEcho(runs, nil); len(e.Ratio) != 0 || len(e.CPURatio) != 0 || len(e.LoadCPURatio) != 0 {
 		t.Fatalf("ratios without a base: %v, %v", e.Ratio, e.CPURatio)
 	}
 }
