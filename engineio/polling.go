@@ -56,7 +56,9 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.noopPending = false
+	// noopPending stays set until the upgrade ends: a client may poll once more after the
+	// noop that answered its probe (engine.io-client pauses polling only then), and that
+	// poll must not wait for the next ping either.
 	var batch []outPacket
 	if sessionState(s.state.Load()) == stateClosed {
 		// The client that closed the session gets a noop for its pending poll, as from the
