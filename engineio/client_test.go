@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -333,5 +334,60 @@ func waitServerTransport(t *testing.T, s *Session, transport string) {
 			t.Fatalf("the server's session is on %s, want %s", s.Transport(), transport)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestClientOverTLS(t *testing.T) {
+	srv := &Server{}
+	srv.OnConnection = func(s *Session) {
+		s.OnMessage = func(data []byte, binary bool) { echo(s, data, binary) }
+	}
+	web := httptest.NewTLSServer(srv)
+	defer web.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	tlsConfig := web.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, mode := range clientModes {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := mode.opts
+			opts.TLSConfig = tlsConfig
+			c := dialTest(t, web.URL, opts)
+			if mode.upgrade {
+				c.waitUpgrade()
+			}
+			_ = c.Send([]byte("secret"), Text)
+			if m := c.next(); m.data != "secret" {
+				t.Fatalf("got %q", m.data)
+			}
+		})
+	}
+}
+
+func TestClientSendsTheJarsCookiesWithTheUpgrade(t *testing.T) {
+	srv := &Server{Cookie: &http.Cookie{Name: "io", Path: "/"}}
+	upgradeCookies := make(chan string, 1)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("transport") == TransportWebSocket {
+			upgradeCookies <- r.Header.Get("Cookie")
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	defer web.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialTest(t, web.URL, ClientOptions{HTTPClient: &http.Client{Jar: jar}})
+	c.waitUpgrade()
+	if got := <-upgradeCookies; got != "io="+c.ID() {
+		t.Fatalf("the upgrade carried cookies %q, want io=%s", got, c.ID())
 	}
 }

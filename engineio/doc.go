@@ -1,6 +1,6 @@
 // Package engineio implements Engine.IO v4, the transport protocol under Socket.IO: a
-// server that keeps sessions with clients over HTTP long-polling and WebSocket, and the wire
-// format beneath it (packets, polling payloads, the handshake JSON, the error JSON).
+// server that keeps sessions with clients over HTTP long-polling and WebSocket, a client
+// that connects to such servers, and the wire format beneath them (packets, polling payloads, the handshake JSON, the error JSON).
 //
 // # Server
 //
@@ -32,6 +32,23 @@
 // Cost of a session: an idle polling session holds its pending GET; an idle WebSocket
 // session holds one goroutine (its reader) and no I/O buffer. Writes use a goroutine only
 // while there is something to write.
+//
+// # Client
+//
+// Dial opens a connection to an Engine.IO server, as engine.io-client does: a polling
+// handshake, then an upgrade to WebSocket (or ClientOptions.Transports in another order):
+//
+//	c, err := engineio.Dial(ctx, "http://127.0.0.1:3000", &engineio.ClientOptions{
+//		OnMessage: func(data []byte, binary bool) { ... },
+//		OnClose:   func(reason engineio.CloseReason, err error) { ... },
+//	})
+//	err = c.Send([]byte("hello"), engineio.Text)
+//
+// The Client answers pings, ends with ReasonPingTimeout when the server stays silent for
+// its pingInterval plus pingTimeout, splits its POSTs at the server's maxPayload, and keeps
+// the order of messages across the upgrade both ways. Client.Send queues and returns at
+// once; Client.Close flushes the queue before closing. The Client does not reconnect: the
+// Socket.IO client above it does.
 //
 // # Packets
 //

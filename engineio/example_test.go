@@ -167,3 +167,36 @@ func ExamplePayloadScanner() {
 	// ping ""
 	// engineio: invalid packet 1 at byte 2 of payload: unknown packet type 'x'
 }
+
+// A client that sends one message to an echo server and waits for it to come back; it
+// starts on polling and upgrades to WebSocket as engine.io-client does.
+func ExampleDial() {
+	srv := &engineio.Server{OnConnection: func(s *engineio.Session) {
+		s.OnMessage = func(data []byte, binary bool) { _ = s.Send(append([]byte(nil), data...), engineio.Text) }
+	}}
+	web := httptest.NewServer(srv)
+	defer web.Close()
+
+	echoed := make(chan string, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := engineio.Dial(ctx, web.URL, &engineio.ClientOptions{
+		OnMessage: func(data []byte, binary bool) { echoed <- string(data) },
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := c.Send([]byte("hello"), engineio.Text); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("echoed:", <-echoed)
+	_ = c.Close()
+	<-c.Done()
+	reason, _ := c.Err()
+	fmt.Println("closed:", reason)
+	// Output:
+	// echoed: hello
+	// closed: forced close
+}
