@@ -6,7 +6,7 @@
 //
 // Unlike internal/load, whose clients are written by hand so that they cost
 // the same whatever server is measured, here the client is what is measured:
-// each client is a socketio.ClientSocket on its own Manager, over WebSocket
+// each client is a socketio.ClientSocket on its own Manager (socketio.Dial), over WebSocket
 // only, with no reconnection, every other option the default.
 package sioclientload
 
