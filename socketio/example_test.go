@@ -161,3 +161,49 @@ func ExampleArgs_Values() {
 	// Output:
 	// [1 map[a:[[3]]] [1 2]] <nil>
 }
+
+// The Go client: Dial connects to the namespace in the URL's path on a Manager of its own,
+// and the socket then emits, asks for acknowledgements and handles the server's events
+// (on a goroutine of the socket's own, in order). The server is an in-process Server.
+func ExampleDial() {
+	srv := socketio.NewServer(nil)
+	srv.Of("/chat").OnConnection(func(s *socketio.Socket) {
+		s.On("hello", func(args socketio.Args, ack socketio.AckFunc) {
+			var name string
+			_ = args.Decode(0, &name)
+			_ = ack("hi " + name)
+			_ = s.Emit("news", "you are connected to "+s.Namespace().Name())
+		})
+	})
+	web := httptest.NewServer(srv)
+	defer web.Close()
+	defer srv.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sock, err := socketio.Dial(ctx, web.URL+"/chat", nil, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sock.Manager().Close()
+	news := make(chan string, 1)
+	sock.On("news", func(args socketio.Args, _ socketio.AckFunc) {
+		var text string
+		_ = args.Decode(0, &text)
+		news <- text
+	})
+
+	answer, err := sock.EmitWithAck(ctx, "hello", "gopher")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var reply string
+	_ = answer.Decode(0, &reply)
+	fmt.Println(reply)
+	fmt.Println(<-news)
+	// Output:
+	// hi gopher
+	// you are connected to /chat
+}
