@@ -19,13 +19,13 @@
 // the window no loop emits again; an ack missing GRACE_MS (default 5000)
 // after the window, a wrong ack or a disconnect fails the run. At the window's
 // edges it samples its own CPU time and, with SERVER_PID, the server's CPU
-// time and read+write system calls from /proc.
+// time and read+write system calls from /proc, and its own system calls.
 //
 // It prints one JSON line with the fields of the Go load's result
 // (internal/load.Result): conns, payload, inflight, msgs, seconds,
 // msgs_per_sec, p50_us, p90_us, p99_us (exact, from every round trip in the
 // window), verified, errors, first_error, server_cpu_s,
-// server_cpu_per_msg_us, server_syscalls_per_msg, load_cpu_s; then exits 1
+// server_cpu_per_msg_us, server_syscalls_per_msg, load_cpu_s, load_syscalls_per_msg; then exits 1
 // when a socket failed, 0 otherwise.
 //
 // socket.io-client is pinned in test/interop/package.json (cd test/interop && npm ci).
@@ -84,7 +84,7 @@ const result = {
   conns: clients, payload: size, inflight,
   msgs: 0, seconds: durationMs / 1e3, msgs_per_sec: 0, p50_us: 0, p90_us: 0, p99_us: 0,
   verified: 0, errors: 0,
-  server_cpu_s: -1, server_cpu_per_msg_us: -1, server_syscalls_per_msg: -1, load_cpu_s: -1,
+  server_cpu_s: -1, server_cpu_per_msg_us: -1, server_syscalls_per_msg: -1, load_cpu_s: -1, load_syscalls_per_msg: -1,
 };
 let firstError = "";
 const latencies = []; // ns, round trips completed in the window
@@ -146,15 +146,17 @@ async function main() {
     }
   });
 
-  let own0 = null, own1 = null, srv0 = null, srv1 = null, sys0 = null, sys1 = null;
+  let own0 = null, own1 = null, ownSys0 = null, ownSys1 = null, srv0 = null, srv1 = null, sys0 = null, sys1 = null;
   await new Promise((r) => setTimeout(r, Math.max(0, (warmEnd - now()) / 1e6)));
   own0 = sample(cpuSeconds, "self");
+  ownSys0 = sample(syscalls, "self");
   if (serverPid > 0) {
     srv0 = sample(cpuSeconds, serverPid);
     sys0 = sample(syscalls, serverPid);
   }
   await new Promise((r) => setTimeout(r, Math.max(0, (end - now()) / 1e6)));
   own1 = sample(cpuSeconds, "self");
+  ownSys1 = sample(syscalls, "self");
   if (serverPid > 0) {
     srv1 = sample(cpuSeconds, serverPid);
     sys1 = sample(syscalls, serverPid);
@@ -181,6 +183,7 @@ async function main() {
   result.p90_us = quantile(0.9);
   result.p99_us = quantile(0.99);
   if (own0 !== null && own1 !== null) result.load_cpu_s = own1 - own0;
+  if (ownSys0 !== null && ownSys1 !== null && result.msgs > 0) result.load_syscalls_per_msg = (ownSys1 - ownSys0) / result.msgs;
   if (srv0 !== null && srv1 !== null) {
     result.server_cpu_s = srv1 - srv0;
     if (result.msgs > 0) result.server_cpu_per_msg_us = (result.server_cpu_s * 1e6) / result.msgs;

@@ -2,9 +2,9 @@
 // duplex's Go Socket.IO client (cmd/sioclientload) against Node's official
 // socket.io-client (node/sioclient.js), both driving event+ack round trips
 // at the same server, duplex's socketio.Server (cmd/sioserver). For each run
-// and client (order rotated), a fresh server pinned to CPU 0 takes every
-// scenario (clients × events in flight per client) from the client pinned to
-// CPU 1; it prints markdown tables of medians with duplex ÷ node ratios and
+// and scenario (clients × events in flight per client), each client in turn
+// (order rotated per run, so that the two measurements of a ratio are taken
+// back to back) drives a fresh server pinned to CPU 0 from CPU 1; it prints markdown tables of medians with duplex ÷ node ratios and
 // the issue's target (≥ 2× Node's round trips/s), or, with -json, one JSON
 // document.
 //
@@ -180,11 +180,16 @@ func run(ctx context.Context, o options) *results {
 		rep.Versions["node"] = o.node.Versions("socket.io-client", "engine.io-client", "ws")
 	}
 	for r := 0; r < o.runs; r++ {
-		for _, impl := range harness.Rotate(o.impls, r) {
-			log.Printf("run %d/%d: %s client", r+1, o.runs, impl)
-			samples, fails := runClient(ctx, o, r, impl)
-			rep.Samples = append(rep.Samples, samples...)
-			rep.Failures = append(rep.Failures, fails...)
+		for _, sc := range o.scenarios {
+			for _, impl := range harness.Rotate(o.impls, r) {
+				log.Printf("run %d/%d: %s client, %d clients × %d in flight", r+1, o.runs, impl, sc.clients, sc.inflight)
+				s, err := runCell(ctx, o, r, impl, sc)
+				if err != nil {
+					rep.Failures = append(rep.Failures, fmt.Sprintf("run %d %s client, %d clients × %d in flight: %v", r+1, impl, sc.clients, sc.inflight, err))
+					continue
+				}
+				rep.Samples = append(rep.Samples, s)
+			}
 		}
 	}
 	return rep
@@ -200,35 +205,26 @@ func (o options) profile(name string) string {
 	return filepath.Join(o.profileDir, name+".cpu.prof")
 }
 
-// runClient starts a fresh server and runs every scenario with the client
-// impl.
-func runClient(ctx context.Context, o options, r int, impl string) ([]sample, []string) {
+// runCell starts a fresh server and runs one scenario with the client impl.
+func runCell(ctx context.Context, o options, r int, impl string, sc scenario) (sample, error) {
+	s := sample{Run: r, Impl: impl, Clients: sc.clients, InFlight: sc.inflight}
 	args := []string{"-addr", "127.0.0.1:0", "-ping-interval", o.pingInterval.String(), "-ping-timeout", o.pingInterval.String()}
-	if p := o.profile(fmt.Sprintf("sioclient-server-%s-run%d", impl, r+1)); p != "" {
+	if p := o.profile(fmt.Sprintf("sioclient-server-%s-%s-run%d", impl, sc, r+1)); p != "" {
 		args = append(args, "-cpuprofile", p)
 	}
 	srv, err := harness.StartServer("duplex server", o.procs.ServerCommand(o.procs.Bin("sioserver"), args...))
 	if err != nil {
-		return nil, []string{fmt.Sprintf("run %d %s: %v", r+1, impl, err)}
+		return s, err
 	}
 	defer srv.Stop()
-	var samples []sample
-	var fails []string
-	for _, sc := range o.scenarios {
-		res, err := runLoad(ctx, o, r, impl, sc, srv)
-		if err == nil && res.Errors > 0 {
-			err = fmt.Errorf("%d clients failed, first: %s", res.Errors, res.FirstError)
-		}
-		if err == nil && res.Msgs == 0 {
-			err = fmt.Errorf("no round trip in the window")
-		}
-		if err != nil {
-			fails = append(fails, fmt.Sprintf("run %d %s client, %d clients × %d in flight: %v", r+1, impl, sc.clients, sc.inflight, err))
-			continue
-		}
-		samples = append(samples, sample{Run: r, Impl: impl, Clients: sc.clients, InFlight: sc.inflight, Res: res})
+	s.Res, err = runLoad(ctx, o, r, impl, sc, srv)
+	if err == nil && s.Res.Errors > 0 {
+		err = fmt.Errorf("%d clients failed, first: %s", s.Res.Errors, s.Res.FirstError)
 	}
-	return samples, fails
+	if err == nil && s.Res.Msgs == 0 {
+		err = fmt.Errorf("no round trip in the window")
+	}
+	return s, err
 }
 
 // runLoad runs one scenario with the client impl, pinned to the load CPU.
@@ -260,6 +256,7 @@ type implSummary struct {
 	P90us                  float64 `json:"p90_us"`
 	P99us                  float64 `json:"p99_us"`
 	ClientCPUPerRTus       float64 `json:"client_cpu_per_rt_us"`
+	ClientSyscallsPerRT    float64 `json:"client_syscalls_per_rt"`
 	ClientCPUPercent       float64 `json:"client_cpu_percent"`
 	ServerCPUPerRTus       float64 `json:"server_cpu_per_rt_us"`
 	ServerSyscallsPerRT    float64 `json:"server_syscalls_per_rt"`
@@ -337,7 +334,7 @@ func (rep *results) summarize(o options) summary {
 			}
 			ss.Impls[impl] = implSummary{Runs: n, RoundTripsPerSec: report.Median(e.MsgsPerSec), RoundTripsPerClientCPU: report.Median(e.MsgsPerLoadCPUSec),
 				P50us: report.Median(e.P50us), P90us: report.Median(e.P90us), P99us: report.Median(e.P99us),
-				ClientCPUPerRTus: report.Median(e.LoadCPUPerMsgUs), ClientCPUPercent: report.Median(e.LoadCPUPercent),
+				ClientCPUPerRTus: report.Median(e.LoadCPUPerMsgUs), ClientSyscallsPerRT: report.Median(e.LoadSyscallsPerMsg), ClientCPUPercent: report.Median(e.LoadCPUPercent),
 				ServerCPUPerRTus: report.Median(e.ServerCPUPerMsgUs), ServerSyscallsPerRT: report.Median(e.ServerSyscallsPerMsg),
 				ServerCPUPercent: report.Median(e.ServerCPUPercent), Ratio: report.Median(e.Ratio), ClientCPURatio: report.Median(e.LoadCPURatio)}
 		}
@@ -350,23 +347,23 @@ func (rep *results) print(w io.Writer, o options) {
 	report.PrintVersions(w, rep.Tree, rep.Versions)
 	fmt.Fprintf(w, "\n## Client event + ack round trips (emit(\"echo\", <%d characters>, ack) → ack with the same; per client, k in flight: k loops of emit → ack → emit; server: duplex's socketio.Server on CPU %s, client on CPU %s; median of %d runs, %v window)\n\n",
 		o.size, o.procs.ServerCPU, o.procs.LoadCPU, o.runs, o.duration)
-	fmt.Fprintln(w, "| clients | in flight | client | round trips/s | vs node | per client CPU-s | vs node | p50 µs | p90 µs | p99 µs | client CPU µs/rt | client CPU % | server CPU µs/rt | server syscalls/rt | server CPU % | runs |")
-	fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| clients | in flight | client | round trips/s | vs node | per client CPU-s | vs node | p50 µs | p90 µs | p99 µs | client CPU µs/rt | client syscalls/rt | client CPU % | server CPU µs/rt | server syscalls/rt | server CPU % | runs |")
+	fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, sc := range o.scenarios {
 		for _, impl := range o.impls {
 			e, n := rep.collect(impl, sc)
 			if n == 0 {
-				fmt.Fprintf(w, "| %d | %d | %s | failed | | | | | | | | | | | | 0 |\n", sc.clients, sc.inflight, impl)
+				fmt.Fprintf(w, "| %d | %d | %s | failed | | | | | | | | | | | | | 0 |\n", sc.clients, sc.inflight, impl)
 				continue
 			}
 			rs, crs := "–", "–"
 			if impl != "node" {
 				rs, crs = report.FormatMedian(e.Ratio, "%.2f"), report.FormatMedian(e.LoadCPURatio, "%.2f")
 			}
-			fmt.Fprintf(w, "| %d | %d | %s | %.0f | %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %s | %s | %d |\n",
+			fmt.Fprintf(w, "| %d | %d | %s | %.0f | %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %s | %s | %s | %d |\n",
 				sc.clients, sc.inflight, impl, report.Median(e.MsgsPerSec), rs, report.FormatMedian(e.MsgsPerLoadCPUSec, "%.0f"), crs,
 				report.Median(e.P50us), report.Median(e.P90us), report.Median(e.P99us),
-				report.FormatMedian(e.LoadCPUPerMsgUs, "%.2f"), report.FormatMedian(e.LoadCPUPercent, "%.0f"),
+				report.FormatMedian(e.LoadCPUPerMsgUs, "%.2f"), report.FormatMedian(e.LoadSyscallsPerMsg, "%.2f"), report.FormatMedian(e.LoadCPUPercent, "%.0f"),
 				report.FormatMedian(e.ServerCPUPerMsgUs, "%.2f"), report.FormatMedian(e.ServerSyscallsPerMsg, "%.2f"),
 				report.FormatMedian(e.ServerCPUPercent, "%.0f"), n)
 		}

@@ -64,6 +64,9 @@ type Result struct {
 	// the bottleneck when this approaches the window length); -1 when
 	// /proc is not readable.
 	LoadCPUSeconds float64 `json:"load_cpu_s"`
+	// The load generator's own read+write system calls per round trip
+	// inside the window; -1 when not sampled.
+	LoadSyscallsPerMsg float64 `json:"load_syscalls_per_msg"`
 
 	// With Config.Deflate: the first connection's Sec-WebSocket-Extensions
 	// response, how many verified echoes came compressed (RSV1), and the

@@ -38,15 +38,18 @@ type timing struct {
 type window struct {
 	cpu0, cpu1, own0, own1 time.Duration
 	sys0, sys1             int64
+	ownSys0, ownSys1       int64
 	cpuErr, sysErr, ownErr error
+	ownSysErr              error
 	pid                    int
 }
 
-// start samples the load's own CPU time and, when pid > 0, the CPU time and
-// system calls of process pid.
+// start samples the load's own CPU time and system calls and, when pid > 0,
+// the CPU time and system calls of process pid.
 func (w *window) start(pid int) {
 	w.pid = pid
 	w.own0, w.ownErr = proc.CPUTime(os.Getpid())
+	w.ownSys0, w.ownSysErr = proc.Syscalls(os.Getpid())
 	if pid > 0 {
 		w.cpu0, w.cpuErr = proc.CPUTime(pid)
 		w.sys0, w.sysErr = proc.Syscalls(pid)
@@ -57,6 +60,9 @@ func (w *window) start(pid int) {
 func (w *window) stop() {
 	if w.ownErr == nil {
 		w.own1, w.ownErr = proc.CPUTime(os.Getpid())
+	}
+	if w.ownSysErr == nil {
+		w.ownSys1, w.ownSysErr = proc.Syscalls(os.Getpid())
 	}
 	if w.pid > 0 {
 		if w.cpuErr == nil {
@@ -107,6 +113,9 @@ func sampleWindow(ctx context.Context, tm timing, pid int) *window {
 // fill puts the window's numbers in res.
 func (w *window) fill(res *Result) {
 	res.LoadCPUSeconds = w.loadCPU()
+	if w.ownSysErr == nil && res.Msgs > 0 {
+		res.LoadSyscallsPerMsg = float64(w.ownSys1-w.ownSys0) / float64(res.Msgs)
+	}
 	if cpu := w.serverCPU(); cpu >= 0 {
 		res.ServerCPUSeconds = cpu
 		if res.Msgs > 0 {
@@ -123,7 +132,7 @@ func (w *window) fill(res *Result) {
 // each, its CPU and syscall numbers -1 (not sampled) until filled.
 func newResult(conns, payload, inflight int) Result {
 	return Result{Conns: conns, Payload: payload, InFlight: inflight,
-		ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1, LoadCPUSeconds: -1}
+		ServerCPUSeconds: -1, ServerCPUPerMsgUs: -1, ServerSyscallsPerMsg: -1, LoadCPUSeconds: -1, LoadSyscallsPerMsg: -1}
 }
 
 // finish fills in res, once every connection's tally is added, the window's

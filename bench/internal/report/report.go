@@ -53,6 +53,7 @@ type EchoRuns struct {
 	P50us, P90us, P99us  []float64
 	ServerCPUPerMsgUs    []float64
 	ServerSyscallsPerMsg []float64
+	LoadSyscallsPerMsg   []float64 // the load's read+write system calls per round trip
 	ServerCPUPercent     []float64 // server CPU time ÷ window, in %
 	LoadCPUPercent       []float64 // load CPU time ÷ window, in %
 	Ratio                []float64 // msgs/s ÷ the base's msgs/s
@@ -83,6 +84,9 @@ func CollectEcho(runs, base map[int]load.Result) EchoRuns {
 		}
 		if res.ServerSyscallsPerMsg >= 0 {
 			e.ServerSyscallsPerMsg = append(e.ServerSyscallsPerMsg, res.ServerSyscallsPerMsg)
+		}
+		if res.LoadSyscallsPerMsg >= 0 {
+			e.LoadSyscallsPerMsg = append(e.LoadSyscallsPerMsg, res.LoadSyscallsPerMsg)
 		}
 		if res.ServerCPUSeconds >= 0 && res.Seconds > 0 {
 			e.ServerCPUPercent = append(e.ServerCPUPercent, 100*res.ServerCPUSeconds/res.Seconds)
