@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -600,7 +601,7 @@ func TestClientReconnectsAfterTransportClose(t *testing.T) {
 		ts := newClientTestServer(t, nil)
 		conns := make(chan string, 4)
 		ts.OnConnection(func(s *socketio.Socket) {
-			conns <- s.ID()
+			conns <- s.ID() + " " + string(s.Handshake().Auth)
 			s.On("echo", func(args socketio.Args, ack socketio.AckFunc) { _ = ack(decodeString(t, args, 0)) })
 		})
 		m := newTestManager(t, ts, managerOptions(transports))
@@ -617,11 +618,14 @@ func TestClientReconnectsAfterTransportClose(t *testing.T) {
 		m.OnReconnect(func(n int) { note(fmt.Sprint("reconnect ", n)); reconnected <- n })
 		opens := make(chan struct{}, 4)
 		m.OnOpen(func() { opens <- struct{}{} })
-		s := m.Socket("/", nil)
+		var calls atomic.Int32
+		s := m.Socket("/", &socketio.ClientSocketOptions{AuthFunc: func() (any, error) {
+			return map[string]any{"call": calls.Add(1)}, nil
+		}})
 		ev := watch(s)
 		connect(t, s)
 		ev.expect(t, "connect")
-		first := recv(t, conns, "server connection")
+		first, firstAuth, _ := strings.Cut(recv(t, conns, "server connection"), " ")
 		recv(t, opens, "open")
 
 		ts.closeSession(t)
@@ -631,9 +635,12 @@ func TestClientReconnectsAfterTransportClose(t *testing.T) {
 		}
 		ev.expect(t, "connect")
 		recv(t, opens, "open")
-		second := recv(t, conns, "server reconnection")
+		second, secondAuth, _ := strings.Cut(recv(t, conns, "server reconnection"), " ")
 		if first == second || s.ID() != second {
 			t.Fatalf("ids %q then %q, client has %q", first, second, s.ID())
+		}
+		if firstAuth != `{"call":1}` || secondAuth != `{"call":2}` {
+			t.Fatalf("auth %s then %s, want AuthFunc called for each CONNECT", firstAuth, secondAuth)
 		}
 		mu.Lock()
 		got := strings.Join(log, ", ")
@@ -742,7 +749,11 @@ func TestClientRecovery(t *testing.T) {
 				})
 				ended := make(chan string, 4)
 				connections := make(chan bool, 4)
+				auths := make(chan map[string]string, 4)
 				ts.OnConnection(func(s *socketio.Socket) {
+					var auth map[string]string
+					_ = json.Unmarshal(s.Handshake().Auth, &auth)
+					auths <- auth
 					connections <- s.Recovered()
 					s.OnDisconnect(func(reason string) { ended <- reason })
 				})
@@ -796,6 +807,13 @@ func TestClientRecovery(t *testing.T) {
 				}
 				if !recv(t, connections, "reconnection") {
 					t.Fatal("the server did not recover the socket")
+				}
+				first, second := recv(t, auths, "auth"), recv(t, auths, "auth")
+				if len(first) != 1 || first["user"] != "u1" {
+					t.Fatalf("first auth %v", first)
+				}
+				if second["user"] != "u1" || second["pid"] == "" || second["offset"] == "" || len(second) != 3 {
+					t.Fatalf("auth on reconnection %v, want user, pid and offset", second)
 				}
 			})
 		})
@@ -980,6 +998,116 @@ func TestClientManagerClose(t *testing.T) {
 		}
 		if m.Engine() != nil || a.Connected() || b.Connected() {
 			t.Fatal("still connected after Close")
+		}
+	})
+}
+
+func TestClientRefusesBadAuth(t *testing.T) {
+	ts := newClientTestServer(t, nil)
+	m := newTestManager(t, ts, managerOptions([]string{"websocket"}))
+	ctx, cancel := context.WithTimeout(context.Background(), clientWait)
+	defer cancel()
+	authErr := errors.New("no token")
+	for _, tc := range []struct {
+		nsp  string
+		opts *socketio.ClientSocketOptions
+		want string
+	}{
+		{"/a", &socketio.ClientSocketOptions{Auth: "not an object"}, "does not encode to a JSON object"},
+		{"/b", &socketio.ClientSocketOptions{AuthFunc: func() (any, error) { return nil, authErr }}, "no token"},
+		{"/c", &socketio.ClientSocketOptions{Auth: func() {}}, "unsupported type"},
+	} {
+		ts.Of(tc.nsp)
+		s := m.Socket(tc.nsp, tc.opts)
+		ev := watch(s)
+		err := s.Connect(ctx)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: Connect %v, want %q", tc.nsp, err, tc.want)
+		}
+		if got := recv(t, ev.ch, "connect error"); !strings.Contains(got, tc.want) {
+			t.Fatalf("%s: %s", tc.nsp, got)
+		}
+	}
+}
+
+// A handler that falls behind: events wait in the socket's inbox, then the connection stops
+// reading; none is lost and the order holds.
+func TestClientSlowHandlerLosesNothing(t *testing.T) {
+	const n = 3000
+	forEachTransport(t, func(t *testing.T, transports []string) {
+		ts := newClientTestServer(t, nil)
+		sent := make(chan struct{})
+		ts.OnConnection(func(s *socketio.Socket) {
+			s.On("flood", func(socketio.Args, socketio.AckFunc) {
+				for i := range n {
+					if err := s.Emit("m", i); err != nil {
+						t.Errorf("server emit %d: %v", i, err)
+						break
+					}
+				}
+				close(sent)
+			})
+		})
+		m := newTestManager(t, ts, managerOptions(transports))
+		s := m.Socket("/", nil)
+		gate := make(chan struct{})
+		seq := make(chan int, n)
+		s.On("m", func(args socketio.Args, _ socketio.AckFunc) {
+			var i int
+			_ = args.Decode(0, &i)
+			if i == 0 {
+				<-gate
+			}
+			seq <- i
+		})
+		connect(t, s)
+		if err := s.Emit("flood"); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, sent, "server done")
+		close(gate)
+		for i := range n {
+			if got := recv(t, seq, "event"); got != i {
+				t.Fatalf("event %d at position %d", got, i)
+			}
+		}
+	})
+}
+
+// Contexts that end while the socket waits for its connection: Connect returns and the
+// socket goes on trying; a held EmitWithAck leaves the buffer and is never sent.
+func TestClientContextEndsWhileDisconnected(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, transports []string) {
+		ts := newClientTestServer(t, nil)
+		got := make(chan string, 8)
+		ts.OnConnection(func(s *socketio.Socket) {
+			s.OnAny(func(event string, _ socketio.Args) { got <- event })
+		})
+		release := ts.hold()
+		defer release()
+		m := newTestManager(t, ts, managerOptions(transports))
+		s := m.Socket("/", nil)
+		ev := watch(s)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if err := s.Connect(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Connect: %v, want the deadline", err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := s.EmitWithAck(ctx, "dropped"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("EmitWithAck: %v, want the deadline", err)
+		}
+		if err := s.Emit("kept"); err != nil {
+			t.Fatal(err)
+		}
+		release()
+		ev.expect(t, "connect")
+		if err := s.Emit("last"); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := recv(t, got, "event"), recv(t, got, "event"); a != "kept" || b != "last" {
+			t.Fatalf("server got %q, %q", a, b)
 		}
 	})
 }
