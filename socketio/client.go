@@ -69,7 +69,8 @@ type ManagerOptions struct {
 	// DefaultDialTimeout).
 	Timeout time.Duration
 	// MaxAttachments bounds the binary attachments of one incoming packet (0:
-	// DefaultMaxAttachments).
+	// DefaultMaxAttachments). Their total size is bounded by Engine.ReadLimit (0:
+	// engineio.DefaultClientReadLimit), the limit of each single message.
 	MaxAttachments int
 	// Logger receives a line for each connection closed on a protocol error, and debug
 	// lines (nil: slog.Default()).
@@ -95,6 +96,7 @@ type Manager struct {
 	maxAttempts    int
 	timeout        time.Duration
 	maxAttachments int
+	maxAttachBytes int64
 	logger         *slog.Logger
 
 	events callQueue // the Manager's handlers
@@ -174,6 +176,9 @@ func NewManager(rawURL string, opts *ManagerOptions) *Manager {
 	if o.MaxAttachments <= 0 {
 		o.MaxAttachments = DefaultMaxAttachments
 	}
+	if o.Engine.ReadLimit <= 0 {
+		o.Engine.ReadLimit = engineio.DefaultClientReadLimit
+	}
 	return &Manager{
 		url:            rawURL,
 		engineOpts:     o.Engine,
@@ -181,6 +186,7 @@ func NewManager(rawURL string, opts *ManagerOptions) *Manager {
 		maxAttempts:    max(o.ReconnectionAttempts, 0),
 		timeout:        o.Timeout,
 		maxAttachments: o.MaxAttachments,
+		maxAttachBytes: o.Engine.ReadLimit,
 		logger:         o.Logger,
 		sockets:        make(map[string]*ClientSocket),
 		backoff:        newBackoff(o.ReconnectionDelay, o.ReconnectionDelayMax, o.RandomizationFactor),
@@ -386,7 +392,7 @@ func (m *Manager) openLocked() {
 	}
 	m.state = stateOpening
 	m.skipReconnect = false
-	ec := &engineConn{m: m, dec: Decoder{MaxAttachments: m.maxAttachments}}
+	ec := &engineConn{m: m, dec: Decoder{MaxAttachments: m.maxAttachments, MaxAttachmentBytes: m.maxAttachBytes}}
 	m.cur = ec
 	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
 	done := make(chan struct{})

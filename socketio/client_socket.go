@@ -32,7 +32,8 @@ type ClientSocketOptions struct {
 	// AuthFunc, when set, is called before each CONNECT (first connection and
 	// reconnections) and its value is sent instead of Auth; an error refuses to connect
 	// (OnConnectError; the socket stays disconnected). It is called on the goroutine that
-	// opens the socket, or on the Manager's dialing goroutine, and should not block long.
+	// opens the socket, or on the Manager's dialing goroutine: it should not block long,
+	// and must not call Manager.Close (which waits for that goroutine).
 	AuthFunc func() (any, error)
 	// MaxBufferedPackets bounds the emits held while the socket is disconnected (0:
 	// DefaultMaxBufferedPackets); past it Emit fails with ErrBufferFull.
