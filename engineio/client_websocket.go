@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -101,15 +100,16 @@ func (c *Client) readWebSocket(conn *ws.Conn) {
 	}
 }
 
-// webSocketCloseReason is the close reason of a WebSocket read error: the server closing
-// (a close frame, or the TCP connection ending) is "transport close", anything else
-// "transport error".
+// webSocketCloseReason is the close reason of a WebSocket read error. The connection
+// ending from the server's side (a close frame, the TCP connection closed or reset) is
+// "transport close", as engine.io-client reports it; the client failing the connection
+// itself (a message over the read limit, a protocol error) is "transport error".
 func webSocketCloseReason(err error) CloseReason {
 	var ce *ws.CloseError
-	if (errors.As(err, &ce) && ce.Remote) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return ReasonTransportClose
+	if errors.As(err, &ce) && !ce.Remote {
+		return ReasonTransportError
 	}
-	return ReasonTransportError
+	return ReasonTransportClose
 }
 
 // writeWebSocket writes packets as one batch of frames (one system call when they fit).

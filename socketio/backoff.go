@@ -29,7 +29,7 @@ func newBackoff(base, ceiling time.Duration, jitter float64) backoff {
 }
 
 // duration returns the delay before the next attempt, min(base*2^attempts, max) moved by up
-// to ±jitter of itself, and counts the attempt.
+// to ±jitter of itself and kept at most max, and counts the attempt.
 func (b *backoff) duration() time.Duration {
 	d := float64(b.base) * math.Pow(2, float64(b.attempts))
 	if b.attempts < math.MaxInt {
@@ -46,10 +46,7 @@ func (b *backoff) duration() time.Duration {
 			d += dev
 		}
 	}
-	if d >= math.MaxInt64 {
-		return time.Duration(math.MaxInt64)
-	}
-	return time.Duration(d)
+	return time.Duration(min(d, float64(b.max))) // jitter never goes past the ceiling, as in socket.io-client
 }
 
 // reset starts the sequence again from the base delay.

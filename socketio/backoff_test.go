@@ -14,7 +14,7 @@ func TestBackoffDoublesUpToTheCeilingWithJitter(t *testing.T) {
 	}{
 		{"no jitter", 0, nil, []time.Duration{100, 200, 400, 800, 1000, 1000}},
 		{"down by half", 0.5, []float64{1, 0}, []time.Duration{50, 100, 200, 400, 500, 500}},
-		{"up by a quarter", 0.5, []float64{0.5, 0.9}, []time.Duration{125, 250, 500, 1000, 1250, 1250}},
+		{"up by a quarter, never past the ceiling", 0.5, []float64{0.5, 0.9}, []time.Duration{125, 250, 500, 1000, 1000, 1000}},
 		{"jitter capped at 1", 7, []float64{1, 0}, []time.Duration{0, 0, 0, 0, 0, 0}},
 	}
 	for _, tc := range tests {
