@@ -1,7 +1,7 @@
 // Package socketio implements Socket.IO v5, the protocol of the official socket.io and
 // socket.io-client 4.x, on top of package engineio: a server that those clients use as
-// they use the Node server, and the wire format beneath it (packets, binary attachments,
-// the arguments of events and acks).
+// they use the Node server, a client that behaves as socket.io-client does, and the wire
+// format beneath them (packets, binary attachments, the arguments of events and acks).
 //
 // # Server
 //
@@ -46,6 +46,30 @@
 // before the socket's first event. Disconnect reasons are the Node server's ("client
 // namespace disconnect", "server namespace disconnect", "transport close", "ping
 // timeout", ...).
+//
+// # Client
+//
+// Dial connects to a namespace of a Socket.IO server (the URL's path names it) and waits
+// until the server accepts or refuses:
+//
+//	s, err := socketio.Dial(ctx, "http://127.0.0.1:3000/chat", nil, &socketio.ClientSocketOptions{Auth: map[string]string{"token": "..."}})
+//	s.On("news", func(args socketio.Args, ack socketio.AckFunc) { ... })
+//	reply, err := s.EmitWithAck(ctx, "hello", "world")
+//
+// A Manager (NewManager) is one Engine.IO connection that carries several namespaces, one
+// ClientSocket each (Manager.Socket, then ClientSocket.Connect or Open). When the connection
+// is lost the Manager reconnects, with exponential backoff and jitter (ManagerOptions), and
+// every socket that was connected joins its namespace again; when the server offers
+// connection-state recovery, a socket that comes back in time gets the same id and the
+// events it missed (ClientSocket.Recovered). While a socket is disconnected, Emit holds its
+// packets (up to ClientSocketOptions.MaxBufferedPackets) and sends them in order once it is
+// back; Volatile drops them. A server's DISCONNECT ("io server disconnect") and
+// ClientSocket.Disconnect end a socket for good.
+//
+// The handlers of a ClientSocket run one at a time, in the order their packets arrived, on a
+// goroutine of the socket (never on the connection's reader), with the connection events
+// (OnConnect, OnConnectError, OnDisconnect) in the same order: a handler may call
+// EmitWithAck and wait. Every method is safe for concurrent use.
 //
 // # Packets
 //
