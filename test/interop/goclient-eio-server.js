@@ -9,6 +9,7 @@
 // "__request", answered with the JSON {"header": the X-Duplex-Test header of the request
 // that opened the session, "query": its "duplex" query parameter, "transport"}.
 // Prints, as they happen: {"op":"open", id, transport}, {"op":"upgrade", id, transport},
+// {"op":"message", id, size, binary, text (the first 40 characters of a text message)},
 // {"op":"close", id, reason}.
 'use strict';
 const http = require('http');
@@ -29,6 +30,9 @@ server.on('connection', (socket) => {
   emit({ op: 'open', id: socket.id, transport: socket.transport.name });
   socket.on('upgrade', () => emit({ op: 'upgrade', id: socket.id, transport: socket.transport.name }));
   socket.on('message', (data) => {
+    const binary = typeof data !== 'string';
+    emit({ op: 'message', id: socket.id, size: binary ? data.length : Buffer.byteLength(data), binary,
+      text: binary ? '' : data.slice(0, 40) });
     if (data === '__request') {
       socket.send(JSON.stringify({ header: req.headers['x-duplex-test'] || '', query: query.get('duplex') || '',
         transport: socket.transport.name }));

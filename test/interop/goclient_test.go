@@ -1,16 +1,22 @@
 package interop
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,13 +58,16 @@ func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisec
 // gcEvent is what a server reports of its connections: one JSON line of a Node script, or
 // the same built by a Go twin.
 type gcEvent struct {
-	Op        string `json:"op"` // listening, connection, disconnect (sio); open, upgrade, close (eio); error
+	Op        string `json:"op"` // listening, connection, disconnect (sio); open, upgrade, message, close (eio); error
 	Port      int    `json:"port"`
 	Nsp       string `json:"nsp"`
 	ID        string `json:"id"`
 	Reason    string `json:"reason"`
 	Recovered bool   `json:"recovered"`
 	Transport string `json:"transport"`
+	Size      int    `json:"size"`
+	Binary    bool   `json:"binary"`
+	Text      string `json:"text"`
 	Message   string `json:"message"`
 }
 
@@ -590,21 +599,25 @@ func goSIOApp(cfg gcConfig, events chan<- gcEvent, logger *slog.Logger) gcApp {
 				if vals := values(args); len(vals) > 0 {
 					payload = vals[0]
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				got, err := s.EmitWithAck(ctx, "question", payload)
-				if err != nil {
-					_ = s.Emit("answer-error", err.Error())
-					return
-				}
-				var answer any // the first value acked, as Node's emitWithAck resolves
-				if vals := values(got); len(vals) > 0 {
-					answer = vals[0]
-				}
-				_ = s.Emit("answer", answer)
-				if ack != nil {
-					_ = ack(answer)
-				}
+				// The wait goes on while the socket's later events are handled, as in
+				// Node, where the handler returns at once (the client may emit meanwhile).
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					got, err := s.EmitWithAck(ctx, "question", payload)
+					if err != nil {
+						_ = s.Emit("answer-error", err.Error())
+						return
+					}
+					var answer any // the first value acked, as Node's emitWithAck resolves
+					if vals := values(got); len(vals) > 0 {
+						answer = vals[0]
+					}
+					_ = s.Emit("answer", answer)
+					if ack != nil {
+						_ = ack(answer)
+					}
+				}()
 			})
 			s.On("binary", func(args socketio.Args, ack socketio.AckFunc) {
 				if ack != nil {
@@ -637,4 +650,768 @@ func goSIOApp(cfg gcConfig, events chan<- gcEvent, logger *slog.Logger) gcApp {
 		})
 	}
 	return gcApp{handler: srv, shutdown: srv.Shutdown}
+}
+
+// ---- the Socket.IO client tests ----
+
+// gcSIOMode is how a client's Manager connects.
+type gcSIOMode struct {
+	name       string
+	transports []string
+}
+
+var gcSIOModes = []gcSIOMode{
+	{"websocket", []string{engineio.TransportWebSocket}},
+	{"upgrade", nil}, // the default: polling, then websocket
+}
+
+// gcSIOPolling is polling only, for the tests where it differs.
+var gcSIOPolling = gcSIOMode{"polling", []string{engineio.TransportPolling}}
+
+// gcEachSIO runs f against every server kind in every mode (gcSIOModes, plus extra), in
+// parallel subtests, each with a server of its own started with cfg.
+func gcEachSIO(t *testing.T, cfg gcConfig, f func(t *testing.T, srv gcServer, mode gcSIOMode), extra ...gcSIOMode) {
+	gcLeakCheck(t)
+	for _, kind := range gcKinds {
+		for _, mode := range append(slices.Clip(gcSIOModes), extra...) {
+			t.Run(kind+"/"+mode.name, func(t *testing.T) {
+				t.Parallel()
+				f(t, startGCServer(t, kind, gcSocketIO, cfg), mode)
+			})
+		}
+	}
+}
+
+// gcManager is a Manager of srv in the mode, with fast reconnection (100 ms doubling up to
+// 400 ms, 20 % jitter); it is closed at the end of the test.
+type gcManager struct {
+	*socketio.Manager
+	logs      lockedBuffer
+	attempts  chan int
+	reconnect chan int
+	recErrors chan error
+}
+
+func gcNewManager(t *testing.T, srv gcServer, mode gcSIOMode) *gcManager {
+	t.Helper()
+	gm := &gcManager{attempts: make(chan int, 1000), reconnect: make(chan int, 100), recErrors: make(chan error, 1000)}
+	opts := &socketio.ManagerOptions{
+		Engine:               engineio.ClientOptions{Transports: mode.transports},
+		ReconnectionDelay:    100 * time.Millisecond,
+		ReconnectionDelayMax: 400 * time.Millisecond,
+		RandomizationFactor:  0.2,
+		Timeout:              5 * time.Second,
+		Logger:               slog.New(slog.NewTextHandler(&gm.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	gm.Manager = socketio.NewManager(srv.URL(), opts)
+	gm.OnReconnectAttempt(func(n int) { gm.attempts <- n })
+	gm.OnReconnect(func(n int) { gm.reconnect <- n })
+	gm.OnReconnectError(func(err error) {
+		select {
+		case gm.recErrors <- err:
+		default:
+		}
+	})
+	t.Cleanup(func() {
+		gm.Close()
+		if t.Failed() {
+			t.Logf("client log:\n%s", gm.logs.String())
+		}
+	})
+	return gm
+}
+
+// gcSIOEvent is an event a client socket received (OnAny), its arguments decoded.
+type gcSIOEvent struct {
+	name string
+	vals []any
+	err  error
+}
+
+// gcSock is a ClientSocket whose handlers feed channels: every event (OnAny), and the
+// lifecycle ("connect", "disconnect: REASON", "connect_error: MESSAGE").
+type gcSock struct {
+	*socketio.ClientSocket
+	events    chan gcSIOEvent
+	lost      atomic.Int64
+	lifecycle chan string
+	connErrs  chan error
+}
+
+func gcSocket(m *gcManager, nsp string, opts *socketio.ClientSocketOptions) *gcSock {
+	s := &gcSock{ClientSocket: m.Socket(nsp, opts), events: make(chan gcSIOEvent, 4096), lifecycle: make(chan string, 100), connErrs: make(chan error, 10)}
+	s.OnAny(func(event string, args socketio.Args) {
+		vals, err := args.Values()
+		select {
+		case s.events <- gcSIOEvent{event, vals, err}:
+		default:
+			s.lost.Add(1)
+		}
+	})
+	s.OnConnect(func() { s.lifecycle <- "connect" })
+	s.OnDisconnect(func(reason string) { s.lifecycle <- "disconnect: " + reason })
+	s.OnConnectError(func(err error) {
+		s.lifecycle <- "connect_error: " + err.Error()
+		s.connErrs <- err
+	})
+	return s
+}
+
+// connect connects the socket, failing the test on an error.
+func (s *gcSock) connect(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+	defer cancel()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatalf("Connect %s: %v", s.Namespace(), err)
+	}
+	if got := s.awaitLifecycle(t, "connect"); got != "connect" {
+		t.Fatalf("lifecycle: %s", got)
+	}
+}
+
+// awaitLifecycle returns the socket's next lifecycle event, which should be want (the
+// test checks).
+func (s *gcSock) awaitLifecycle(t testing.TB, want string) string {
+	t.Helper()
+	select {
+	case got := <-s.lifecycle:
+		return got
+	case <-time.After(gcWait):
+		t.Fatalf("%s: no lifecycle event (%s) within %v", s.Namespace(), want, gcWait)
+	}
+	panic("unreachable")
+}
+
+// awaitEvent returns the next event named name, skipping others (with skip, which fails
+// the test on one it must not see; nil skips all).
+func (s *gcSock) awaitEvent(t testing.TB, name string, skip func(gcSIOEvent)) gcSIOEvent {
+	t.Helper()
+	timer := time.NewTimer(gcWait)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-s.events:
+			if ev.err != nil {
+				t.Fatalf("event %s: Values: %v", ev.name, ev.err)
+			}
+			if ev.name == name {
+				return ev
+			}
+			if skip != nil {
+				skip(ev)
+			}
+		case <-timer.C:
+			t.Fatalf("%s: no event %q within %v (%d lost)", s.Namespace(), name, gcWait, s.lost.Load())
+		}
+	}
+}
+
+// ack emits with an ack and returns its values, failing the test on an error.
+func (s *gcSock) ack(t testing.TB, event string, args ...any) []any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+	defer cancel()
+	got, err := s.EmitWithAck(ctx, event, args...)
+	if err != nil {
+		t.Fatalf("EmitWithAck(%q): %v", event, err)
+	}
+	vals, err := got.Values()
+	if err != nil {
+		t.Fatalf("EmitWithAck(%q): Values: %v", event, err)
+	}
+	return vals
+}
+
+// gcWhoami is the server's answer to "whoami".
+type gcWhoami struct {
+	ID        string         `json:"id"`
+	Nsp       string         `json:"nsp"`
+	Recovered bool           `json:"recovered"`
+	Auth      map[string]any `json:"auth"`
+	Transport string         `json:"transport"`
+	Engine    string         `json:"engine"`
+}
+
+func (s *gcSock) whoami(t testing.TB) gcWhoami {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+	defer cancel()
+	got, err := s.EmitWithAck(ctx, "whoami")
+	if err != nil {
+		t.Fatalf("whoami: %v", err)
+	}
+	var w gcWhoami
+	if err := got.Decode(0, &w); err != nil {
+		t.Fatalf("whoami: %v", err)
+	}
+	return w
+}
+
+// awaitWebSocket waits for the Manager's engine to settle on WebSocket (after the upgrade,
+// in the default mode).
+func (m *gcManager) awaitWebSocket(t testing.TB) {
+	t.Helper()
+	awaitCond(t, gcWait, "engine on websocket", func() bool {
+		e := m.Engine()
+		return e != nil && e.Transport() == engineio.TransportWebSocket
+	})
+}
+
+// jsonEqual compares two values by their JSON encodings (numbers all float64 on one side,
+// ints on the other, compare equal).
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// TestGoClientSocketIOMultiplex: one Manager joins "/" (with auth) and "/admin" over one
+// Engine.IO connection; each socket has its own id, the server sees the auth and the
+// namespaces, and events and acks work on both.
+func TestGoClientSocketIOMultiplex(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		main := gcSocket(m, "/", &socketio.ClientSocketOptions{Auth: map[string]any{"token": "good", "name": "main"}})
+		admin := gcSocket(m, "/admin", nil)
+		if m.Socket("/", nil) != main.ClientSocket || m.Socket("admin", nil) != admin.ClientSocket {
+			t.Error("Socket gave a new socket for a namespace it has")
+		}
+		main.connect(t)
+		admin.connect(t)
+		if main.ID() == "" || admin.ID() == "" || main.ID() == admin.ID() {
+			t.Errorf("socket ids %q and %q", main.ID(), admin.ID())
+		}
+		seen := map[string]string{}
+		for range 2 {
+			ev := awaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" })
+			seen[ev.Nsp] = ev.ID
+		}
+		if seen["/"] != main.ID() || seen["/admin"] != admin.ID() {
+			t.Errorf("server connections %v; client / %s, /admin %s", seen, main.ID(), admin.ID())
+		}
+		m.awaitWebSocket(t)
+		wm, wa := main.whoami(t), admin.whoami(t)
+		if wm.ID != main.ID() || wm.Nsp != "/" || wm.Auth["token"] != "good" || wm.Auth["name"] != "main" || wm.Recovered {
+			t.Errorf("whoami on /: %+v", wm)
+		}
+		if wa.ID != admin.ID() || wa.Nsp != "/admin" || len(wa.Auth) != 0 {
+			t.Errorf("whoami on /admin: %+v", wa)
+		}
+		if e := m.Engine(); e == nil || wm.Engine != e.ID() || wa.Engine != e.ID() {
+			t.Errorf("engine sessions: / %s, /admin %s, client %v", wm.Engine, wa.Engine, e)
+		}
+		if wm.Transport != engineio.TransportWebSocket || wa.Transport != engineio.TransportWebSocket {
+			t.Errorf("server transports %s, %s", wm.Transport, wa.Transport)
+		}
+		args := []any{"x", 1.5, true, nil, map[string]any{"k": "v"}, []any{1.0, "2"}}
+		for _, s := range []*gcSock{main, admin} {
+			if got := s.ack(t, "echo", args...); !jsonEqual(got, args) {
+				t.Errorf("%s: echo %v, want %v", s.Namespace(), got, args)
+			}
+		}
+	})
+}
+
+// TestGoClientSocketIODial: socketio.Dial joins the namespace in the URL's path on a
+// Manager of its own.
+func TestGoClientSocketIODial(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+		defer cancel()
+		mopts := &socketio.ManagerOptions{Engine: engineio.ClientOptions{Transports: mode.transports}}
+		s, err := socketio.Dial(ctx, srv.URL()+"/admin", mopts, &socketio.ClientSocketOptions{Auth: map[string]any{"name": "dialed"}})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		t.Cleanup(s.Manager().Close)
+		if !s.Connected() || s.Namespace() != "/admin" {
+			t.Errorf("connected %v to %q", s.Connected(), s.Namespace())
+		}
+		got, err := s.EmitWithAck(ctx, "whoami")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w gcWhoami
+		if err := got.Decode(0, &w); err != nil || w.Nsp != "/admin" || w.ID != s.ID() || w.Auth["name"] != "dialed" {
+			t.Errorf("whoami: %+v (%v)", w, err)
+		}
+		s.Disconnect()
+		ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
+		if ev.ID != w.ID || ev.Nsp != "/admin" {
+			t.Errorf("server: %+v", ev)
+		}
+	})
+}
+
+// TestGoClientSocketIOConnectError: a middleware's refusal reaches Connect and
+// OnConnectError as a *socketio.ConnectError with the server's message and data; the
+// Manager's connection stays usable for another namespace.
+func TestGoClientSocketIOConnectError(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		bad := gcSocket(m, "/", &socketio.ClientSocketOptions{Auth: map[string]any{"token": "bad"}})
+		ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+		defer cancel()
+		err := bad.Connect(ctx)
+		var ce *socketio.ConnectError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Connect: %v (%T), want a *socketio.ConnectError", err, err)
+		}
+		if ce.Message != "unauthorized" || !jsonEqual(ce.Data, map[string]any{"code": 401}) {
+			t.Errorf("ConnectError %q, data %#v", ce.Message, ce.Data)
+		}
+		if got := bad.awaitLifecycle(t, "connect_error"); got != "connect_error: "+ce.Error() {
+			t.Errorf("lifecycle %q", got)
+		}
+		if err := <-bad.connErrs; !errors.As(err, &ce) || ce.Message != "unauthorized" {
+			t.Errorf("OnConnectError(%v)", err)
+		}
+		if bad.Connected() || bad.ID() != "" {
+			t.Errorf("refused socket: connected %v, id %q", bad.Connected(), bad.ID())
+		}
+		admin := gcSocket(m, "/admin", nil)
+		admin.connect(t)
+		if got := admin.ack(t, "echo", "after"); !jsonEqual(got, []any{"after"}) {
+			t.Errorf("echo on /admin: %v", got)
+		}
+	})
+}
+
+// TestGoClientSocketIOAck: EmitWithAck gets the server's answer; an event the server never
+// acknowledges ends with the context's deadline, and the socket goes on working.
+func TestGoClientSocketIOAck(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", nil)
+		s.connect(t)
+		if got := s.ack(t, "echo", "a", 2.0, map[string]any{"nested": []any{"b", nil}}); !jsonEqual(got, []any{"a", 2, map[string]any{"nested": []any{"b", nil}}}) {
+			t.Errorf("echo: %v", got)
+		}
+		if got := s.ack(t, "echo"); len(got) != 0 {
+			t.Errorf("echo of nothing: %v", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		got, err := s.EmitWithAck(ctx, "ignore", 1)
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, socketio.ErrAckTimeout) {
+			t.Errorf("EmitWithAck(ignore) = %v, %v; want the deadline", got, err)
+		}
+		if got := s.ack(t, "count", 0); !jsonEqual(got, []any{0}) {
+			t.Errorf("after the timeout: %v", got)
+		}
+		if !s.Connected() {
+			t.Error("not connected any more")
+		}
+	})
+}
+
+// TestGoClientSocketIOBinary: []byte values go both ways, top-level and nested in maps and
+// slices, through acks and events, up to 200 KB.
+func TestGoClientSocketIOBinary(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", nil)
+		s.connect(t)
+		big := patternBinary(100_000)
+		nested := map[string]any{"name": "file", "data": []byte{1, 2, 3}, "list": []any{[]byte{4}, "s", []byte{}}}
+		got := s.ack(t, "echo", big, nested, "text")
+		if len(got) != 3 {
+			t.Fatalf("echo: %d values", len(got))
+		}
+		if b, ok := got[0].([]byte); !ok || !bytes.Equal(b, big) {
+			t.Errorf("echo arg 0: %T of %d bytes", got[0], len(b))
+		}
+		if !reflect.DeepEqual(got[1], nested) {
+			t.Errorf("echo arg 1: %#v, want %#v", got[1], nested)
+		}
+		if got[2] != "text" {
+			t.Errorf("echo arg 2: %#v", got[2])
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+		defer cancel()
+		args, err := s.EmitWithAck(ctx, "binary", 200_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, ok := args.Binary(0); !ok || !bytes.Equal(b, patternBinary(200_000)) {
+			t.Errorf("binary ack: %v, %d bytes", ok, len(b))
+		}
+		var file struct {
+			Name string `json:"name"`
+			Data []byte `json:"data"`
+		}
+		args, err = s.EmitWithAck(ctx, "echo", nested)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := args.Decode(0, &file); err != nil || file.Name != "file" || !bytes.Equal(file.Data, []byte{1, 2, 3}) {
+			t.Errorf("Decode into a struct: %+v, %v", file, err)
+		}
+
+		if err := s.Emit("relay", []byte("event bytes"), map[string]any{"inner": []byte{9, 8}}); err != nil {
+			t.Fatal(err)
+		}
+		ev := s.awaitEvent(t, "relayed", nil)
+		if len(ev.vals) < 2 {
+			t.Fatalf("relayed: %v", ev.vals)
+		}
+		if b, ok := ev.vals[0].([]byte); !ok || string(b) != "event bytes" {
+			t.Errorf("relayed arg 0: %#v", ev.vals[0])
+		}
+		if !reflect.DeepEqual(ev.vals[1], map[string]any{"inner": []byte{9, 8}}) {
+			t.Errorf("relayed arg 1: %#v", ev.vals[1])
+		}
+	})
+}
+
+// TestGoClientSocketIOOnAny: OnAny sees every event, with or without a handler of its own,
+// before that event's handlers (as socket.io-client calls its any-listeners first), in
+// arrival order.
+func TestGoClientSocketIOOnAny(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", nil)
+		var mu sync.Mutex
+		var calls []string
+		last := make(chan struct{})
+		record := func(what string, args socketio.Args) {
+			var n any
+			_ = args.Decode(0, &n)
+			mu.Lock()
+			calls = append(calls, fmt.Sprint(what, " ", n))
+			mu.Unlock()
+			if what == "any relayed" {
+				close(last)
+			}
+		}
+		s.OnAny(func(event string, args socketio.Args) { record("any "+event, args) })
+		s.On("seq", func(args socketio.Args, ack socketio.AckFunc) {
+			record("on seq", args)
+			if ack != nil {
+				t.Error("seq came with an ack function")
+			}
+		})
+		s.connect(t)
+		if got := s.ack(t, "count", 3); !jsonEqual(got, []any{3}) {
+			t.Errorf("count: %v", got)
+		}
+		if err := s.Emit("relay", "r"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if ev := s.awaitEvent(t, "seq", nil); !jsonEqual(ev.vals[0], i) {
+				t.Errorf("seq %d: %v", i, ev.vals)
+			}
+		}
+		select {
+		case <-last:
+		case <-time.After(gcWait):
+			t.Fatal("OnAny did not see relayed")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"any seq 0", "on seq 0", "any seq 1", "on seq 1", "any seq 2", "on seq 2", "any relayed r"}
+		if !slices.Equal(calls, want) {
+			t.Errorf("handler calls %q, want %q", calls, want)
+		}
+	})
+}
+
+// TestGoClientSocketIOOrdered: 1,000 events each way arrive all and in order: the server's
+// "seq" 0..999 (then its ack), and the client's "relay" 0..999, relayed back (in the
+// default mode, both cross the upgrade).
+func TestGoClientSocketIOOrdered(t *testing.T) {
+	const count = 1000
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", nil)
+		s.connect(t)
+		if err := sendAll(count, "relay", func(i int) error { return s.Emit("relay", i) }); err != nil {
+			t.Fatal(err)
+		}
+		for i := range count {
+			ev := s.awaitEvent(t, "relayed", nil)
+			if !jsonEqual(ev.vals[0], i) {
+				t.Fatalf("relayed %d: %v", i, ev.vals)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+		defer cancel()
+		acked := make(chan error, 1)
+		go func() {
+			_, err := s.EmitWithAck(ctx, "count", count)
+			acked <- err
+		}()
+		for i := range count {
+			ev := s.awaitEvent(t, "seq", nil)
+			if !jsonEqual(ev.vals[0], i) {
+				t.Fatalf("seq %d: %v", i, ev.vals)
+			}
+		}
+		if err := <-acked; err != nil {
+			t.Fatalf("count ack: %v", err)
+		}
+	})
+}
+
+// TestGoClientSocketIOServerAck: the server asks the client for an ack ("question", sent
+// when the client emits "ask"): the client's handler gets an AckFunc, may itself wait for
+// an ack of the server meanwhile, and its answer reaches the server, which says so.
+func TestGoClientSocketIOServerAck(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", nil)
+		s.On("question", func(args socketio.Args, ack socketio.AckFunc) {
+			var q string
+			if err := args.Decode(0, &q); err != nil || ack == nil {
+				t.Errorf("question %v (%v), ack %v", args.Raw(0), err, ack != nil)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+			defer cancel()
+			echo, err := s.EmitWithAck(ctx, "echo", q) // from a handler: must not deadlock
+			var e string
+			if err != nil || echo.Decode(0, &e) != nil {
+				t.Errorf("echo from the handler: %v", err)
+			}
+			if err := ack("re: " + e); err != nil {
+				t.Errorf("ack: %v", err)
+			}
+		})
+		s.connect(t)
+		if got := s.ack(t, "ask", "why?"); !jsonEqual(got, []any{"re: why?"}) {
+			t.Errorf("ask: %v", got)
+		}
+		if ev := s.awaitEvent(t, "answer", nil); len(ev.vals) == 0 || ev.vals[0] != "re: why?" {
+			t.Errorf("answer: %v", ev.vals)
+		}
+	})
+}
+
+// TestGoClientSocketIODisconnect: the server's disconnect gives "io server disconnect" and
+// no reconnection; the client's Disconnect gives "io client disconnect", and the server
+// sees "client namespace disconnect" (not "transport close", though the Manager closes
+// its connection right after the DISCONNECT, its last socket gone: the Node server handles
+// a DISCONNECT on the next tick, after a close packet of the same polling payload). Also
+// polling only, where the DISCONNECT and the close go by POST.
+func TestGoClientSocketIODisconnect(t *testing.T) {
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		t.Run("server", func(t *testing.T) {
+			m := gcNewManager(t, srv, mode)
+			s := gcSocket(m, "/", nil)
+			s.connect(t)
+			id := s.ID()
+			if err := s.Emit("server-disconnect"); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.awaitLifecycle(t, "disconnect"); got != "disconnect: io server disconnect" {
+				t.Errorf("lifecycle %q", got)
+			}
+			ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
+			if ev.ID != id || ev.Reason != "server namespace disconnect" {
+				t.Errorf("server: %+v", ev)
+			}
+			if s.Connected() {
+				t.Error("still connected")
+			}
+			// Ten times the first reconnection delay: a reconnection would have begun.
+			quiet := time.NewTimer(time.Second)
+			defer quiet.Stop()
+			for {
+				select {
+				case n := <-m.attempts:
+					t.Fatalf("reconnection attempt %d after io server disconnect", n)
+				case l := <-s.lifecycle:
+					t.Fatalf("lifecycle %q after io server disconnect", l)
+				case ev := <-srv.Events():
+					if ev.Op == "connection" {
+						t.Fatalf("the server saw a new connection: %+v", ev)
+					}
+					continue
+				case <-quiet.C:
+				}
+				break
+			}
+		})
+		t.Run("client", func(t *testing.T) {
+			m := gcNewManager(t, srv, mode)
+			s := gcSocket(m, "/", nil)
+			s.connect(t)
+			id := s.ID()
+			awaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == id })
+			s.Disconnect()
+			if got := s.awaitLifecycle(t, "disconnect"); got != "disconnect: io client disconnect" {
+				t.Errorf("lifecycle %q", got)
+			}
+			ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" && e.ID == id })
+			if ev.Reason != "client namespace disconnect" {
+				t.Errorf("server: %+v", ev)
+			}
+			if s.Connected() {
+				t.Error("still connected")
+			}
+		})
+	}, gcSIOPolling)
+}
+
+// TestGoClientSocketIOReconnect: the server dies (Node: SIGKILL; Go: listener and every
+// connection closed) and comes back on the same port later: meanwhile the client tries
+// again with backoff, and then reconnects by itself (OnReconnect, OnConnect) as a new
+// socket (the server forgot it); its handlers work again, the emits made while it was
+// down arrive in order, the volatile one does not.
+func TestGoClientSocketIOReconnect(t *testing.T) {
+	const held = 20
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", nil)
+		s.connect(t)
+		m.awaitWebSocket(t)
+		first := s.ID()
+		if got := s.ack(t, "echo", "before"); !jsonEqual(got, []any{"before"}) {
+			t.Fatalf("echo: %v", got)
+		}
+
+		srv.Kill(t)
+		got := s.awaitLifecycle(t, "disconnect")
+		if got != "disconnect: transport close" && got != "disconnect: transport error" {
+			t.Errorf("lifecycle %q, want a transport close or error", got)
+		}
+		if s.Connected() {
+			t.Error("connected after the server died")
+		}
+		if err := sendAll(held, "relay", func(i int) error { return s.Emit("relay", i) }); err != nil {
+			t.Fatalf("while down: %v", err)
+		}
+		if err := s.Volatile("relay", "volatile"); err != nil {
+			t.Errorf("Volatile while down: %v", err)
+		}
+		// Two failed attempts: the client backs off and tries again by itself.
+		for want := 1; want <= 2; want++ {
+			select {
+			case n := <-m.attempts:
+				if n != want {
+					t.Errorf("reconnection attempt %d, want %d", n, want)
+				}
+			case <-time.After(gcWait):
+				t.Fatalf("no reconnection attempt %d within %v", want, gcWait)
+			}
+			select {
+			case err := <-m.recErrors:
+				t.Logf("attempt %d: %v", want, err)
+			case <-time.After(gcWait):
+				t.Fatalf("attempt %d did not fail within %v", want, gcWait)
+			}
+		}
+
+		srv.Restart(t)
+		select {
+		case n := <-m.reconnect:
+			if n < 3 {
+				t.Errorf("OnReconnect(%d), want the attempt number (>= 3)", n)
+			}
+		case <-time.After(gcWait):
+			t.Fatalf("no reconnection within %v of the restart", gcWait)
+		}
+		// Each failed attempt also gave OnConnectError, as socket.io-client's sockets get
+		// connect_error for each error of their Manager.
+		for l := ""; l != "connect"; {
+			if l = s.awaitLifecycle(t, "connect"); l != "connect" && !strings.HasPrefix(l, "connect_error: ") {
+				t.Fatalf("lifecycle %q", l)
+			}
+		}
+		if !s.Connected() || s.ID() == "" || s.ID() == first || s.Recovered() {
+			t.Errorf("after the restart: connected %v, id %q (was %q), recovered %v", s.Connected(), s.ID(), first, s.Recovered())
+		}
+		awaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == s.ID() })
+		for i := range held {
+			ev := s.awaitEvent(t, "relayed", nil)
+			if !jsonEqual(ev.vals[0], i) {
+				t.Fatalf("held emit %d came back as %v", i, ev.vals)
+			}
+		}
+		if err := s.Emit("relay", "marker"); err != nil {
+			t.Fatal(err)
+		}
+		if ev := s.awaitEvent(t, "relayed", nil); ev.vals[0] != "marker" {
+			t.Errorf("after the held emits: %v (the volatile emit should have been dropped)", ev.vals)
+		}
+		if got := s.ack(t, "echo", "after"); !jsonEqual(got, []any{"after"}) {
+			t.Errorf("echo after the restart: %v", got)
+		}
+	})
+}
+
+// TestGoClientSocketIORecovery: with connection-state recovery, a connection lost under
+// the socket (the server closing the transport, or the client's own engine closed) is
+// mended by the client: it reconnects with its pid and offset, gets back the same id
+// (Recovered), and receives the events the server sent to it while it was away, in order
+// and once.
+func TestGoClientSocketIORecovery(t *testing.T) {
+	const missed = 5
+	gcEachSIO(t, gcConfig{}, func(t *testing.T, srv gcServer, mode gcSIOMode) {
+		m := gcNewManager(t, srv, mode)
+		s := gcSocket(m, "/", &socketio.ClientSocketOptions{Auth: map[string]any{"name": "r"}})
+		s.connect(t)
+		m.awaitWebSocket(t)
+		id := s.ID()
+		// Events with offsets: the client must have one to present.
+		s.ack(t, "count", 3)
+		for range 3 {
+			s.awaitEvent(t, "seq", nil)
+		}
+
+		// The server closes the transport, then emits to the socket's room.
+		if err := s.Emit("close-transport-and-emit", missed); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.awaitLifecycle(t, "disconnect"); got != "disconnect: transport close" {
+			t.Errorf("lifecycle %q, want transport close", got)
+		}
+		ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
+		if ev.ID != id || ev.Reason != "forced close" {
+			t.Errorf("server: %+v", ev)
+		}
+		if got := s.awaitLifecycle(t, "connect"); got != "connect" {
+			t.Fatalf("lifecycle %q", got)
+		}
+		if !s.Recovered() || s.ID() != id {
+			t.Fatalf("reconnected as %q (recovered %v), was %q", s.ID(), s.Recovered(), id)
+		}
+		noSeq := func(ev gcSIOEvent) { t.Errorf("event %s %v replayed or unexpected", ev.name, ev.vals) }
+		for i := range missed {
+			ev := s.awaitEvent(t, "missed", noSeq)
+			if !jsonEqual(ev.vals[0], i) {
+				t.Fatalf("missed event %d: %v", i, ev.vals)
+			}
+		}
+		w := s.whoami(t)
+		if !w.Recovered || w.ID != id || w.Auth["name"] != "r" {
+			t.Errorf("whoami after recovery: %+v", w)
+		}
+		if pid, _ := w.Auth["pid"].(string); pid == "" {
+			t.Errorf("the reconnection's auth has no pid: %v", w.Auth)
+		}
+		awaitEvent(t, srv, gcWait, "recovered connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == id && e.Recovered })
+
+		// The client's own engine closed: the Manager reconnects, the socket recovers.
+		s.ack(t, "count", 1)
+		s.awaitEvent(t, "seq", nil)
+		m.awaitWebSocket(t)
+		if err := m.Engine().Close(); err != nil {
+			t.Fatal(err)
+		}
+		got := s.awaitLifecycle(t, "disconnect")
+		t.Logf("engine closed by the client: %s", got)
+		if got := s.awaitLifecycle(t, "connect"); got != "connect" {
+			t.Fatalf("lifecycle %q", got)
+		}
+		if !s.Recovered() || s.ID() != id {
+			t.Fatalf("reconnected as %q (recovered %v), was %q", s.ID(), s.Recovered(), id)
+		}
+		if got := s.ack(t, "echo", "again"); !jsonEqual(got, []any{"again"}) {
+			t.Errorf("echo: %v", got)
+		}
+	})
 }
