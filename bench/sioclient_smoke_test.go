@@ -71,7 +71,7 @@ func TestSIOClientCompareEndToEnd(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		args := append([]string{"-bin", dir, "-pin=false", "-out", "", "-impls", strings.Join(impls, ","), "-runs", "1",
-			"-duration", "200ms", "-warmup", "50ms", "-scenarios", "1x1,2x4", "-size", "64"}, extra...)
+			"-duration", "200ms", "-warmup", "50ms", "-scenarios", "1x1,2x4", "-size", "64", "-quiet-wait", "0"}, extra...)
 		out, err := exec.CommandContext(ctx, filepath.Join(dir, "sioclientcompare"), args...).Output()
 		if err != nil {
 			t.Fatalf("sioclientcompare %v: %v\n%s", extra, err, out)

@@ -55,6 +55,7 @@ type options struct {
 	outDir           string
 	profileDir       string
 	jsonOut          bool
+	quietWait        time.Duration
 }
 
 func main() {
@@ -73,6 +74,7 @@ func main() {
 	o.node.AddFlags(flag.CommandLine, "node/sioclient.js", "the Node socket.io-client load script")
 	flag.StringVar(&o.outDir, "out", "results", "directory for the raw per-run JSON (\"\" to skip)")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of the Go client (one per run and cell) and of the server (one per run and client) to this directory")
+	flag.DurationVar(&o.quietWait, "quiet-wait", 30*time.Second, "before each cell, wait at most this long for the machine to be nearly idle (all CPUs under 15% of one; 0: don't wait)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print one JSON document (medians, ratios, targets, raw samples) instead of the markdown tables")
 	flag.Parse()
 	log.SetFlags(0)
@@ -169,6 +171,7 @@ type results struct {
 	Tree     string            `json:"tree"` // duplex commit, "+dirty" when socketio/, engineio/ or ws/ have local changes
 	Versions map[string]string `json:"versions"`
 	Size     int               `json:"size"`
+	Busy     int               `json:"busy_starts"` // cells that started while the machine was still busy after -quiet-wait
 	Samples  []sample          `json:"samples"`
 	Failures []string          `json:"failures"`
 }
@@ -182,6 +185,10 @@ func run(ctx context.Context, o options) *results {
 	for r := 0; r < o.runs; r++ {
 		for _, sc := range o.scenarios {
 			for _, impl := range harness.Rotate(o.impls, r) {
+				if !harness.WaitQuiet(o.quietWait, 0.15) {
+					rep.Busy++
+					log.Printf("the machine is still busy after %v; measuring all the same", o.quietWait)
+				}
 				log.Printf("run %d/%d: %s client, %d clients × %d in flight", r+1, o.runs, impl, sc.clients, sc.inflight)
 				s, err := runCell(ctx, o, r, impl, sc)
 				if err != nil {
@@ -278,6 +285,7 @@ type summary struct {
 	Tree      string            `json:"tree"`
 	Versions  map[string]string `json:"versions"`
 	Size      int               `json:"size"`
+	Busy      int               `json:"busy_starts"`
 	Runs      int               `json:"runs"`
 	Seconds   float64           `json:"window_seconds"`
 	Scenarios []scenarioSummary `json:"scenarios"`
@@ -323,7 +331,7 @@ func (rep *results) targets(o options) []report.Target {
 }
 
 func (rep *results) summarize(o options) summary {
-	s := summary{Started: rep.Started, Tree: rep.Tree, Versions: rep.Versions, Size: rep.Size, Runs: o.runs,
+	s := summary{Started: rep.Started, Tree: rep.Tree, Versions: rep.Versions, Size: rep.Size, Busy: rep.Busy, Runs: o.runs,
 		Seconds: o.duration.Seconds(), Targets: rep.targets(o), Samples: rep.Samples, Failures: rep.Failures}
 	for _, sc := range o.scenarios {
 		ss := scenarioSummary{Clients: sc.clients, InFlight: sc.inflight, Impls: map[string]implSummary{}}
@@ -367,6 +375,9 @@ func (rep *results) print(w io.Writer, o options) {
 				report.FormatMedian(e.ServerCPUPerMsgUs, "%.2f"), report.FormatMedian(e.ServerSyscallsPerMsg, "%.2f"),
 				report.FormatMedian(e.ServerCPUPercent, "%.0f"), n)
 		}
+	}
+	if rep.Busy > 0 {
+		fmt.Fprintf(w, "\n%d of %d cells started while the machine was still busy after waiting %v for it to be idle: other work shared the CPUs.\n", rep.Busy, len(rep.Samples)+len(rep.Failures), o.quietWait)
 	}
 	report.PrintTargets(w, rep.targets(o))
 	report.PrintFailures(w, rep.Failures)

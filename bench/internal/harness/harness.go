@@ -306,3 +306,34 @@ func TreeVersion(dirs ...string) string {
 	}
 	return v
 }
+
+// WaitQuiet waits, at most max, until the machine is nearly idle: until a
+// 300 ms sample of /proc/stat shows all CPUs together busy less than
+// threshold of one CPU (0.15: 15%). It reports whether the machine was
+// quiet; on a shared machine a comparison calls it before each measurement
+// so that other work weighs less on it. It returns true at once when max is
+// 0 or /proc/stat cannot be read.
+func WaitQuiet(max time.Duration, threshold float64) bool {
+	if max <= 0 {
+		return true
+	}
+	deadline := time.Now().Add(max)
+	for {
+		b0, _, err := proc.MachineCPU()
+		if err != nil {
+			return true
+		}
+		start := time.Now()
+		time.Sleep(300 * time.Millisecond)
+		b1, _, err := proc.MachineCPU()
+		if err != nil {
+			return true
+		}
+		if float64(b1-b0)/float64(time.Since(start)) < threshold {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}

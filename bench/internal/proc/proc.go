@@ -125,3 +125,31 @@ func parseIOSyscalls(b []byte) (int64, error) {
 	}
 	return total, nil
 }
+
+// MachineCPU returns the CPU time all CPUs of the machine spent busy (user,
+// nice, system, irq, softirq, steal) and in total (busy plus idle and
+// iowait), from the first line of /proc/stat.
+func MachineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseMachineCPU(b)
+}
+
+func parseMachineCPU(b []byte) (busy, total time.Duration, err error) {
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("proc: unexpected /proc/stat line %q", line)
+	}
+	var v [8]uint64 // user nice system idle iowait irq softirq steal
+	for i := range v {
+		if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("proc: /proc/stat: %w", err)
+		}
+	}
+	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / ClockTicks }
+	busy = tick(v[0] + v[1] + v[2] + v[5] + v[6] + v[7])
+	return busy, busy + tick(v[3]+v[4]), nil
+}

@@ -45,3 +45,16 @@ func TestParseIOSyscalls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseMachineCPU(t *testing.T) {
+	busy, total, err := parseMachineCPU([]byte("cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
+	if err != nil || busy != 1700*time.Millisecond || total != 9900*time.Millisecond {
+		t.Fatalf("got %v, %v, %v", busy, total, err)
+	}
+	if _, _, err := parseMachineCPU([]byte("intr 1 2 3\n")); err == nil {
+		t.Fatal("accepted a line that is not cpu")
+	}
+	if _, _, err := MachineCPU(); err != nil {
+		t.Fatal(err)
+	}
+}
