@@ -198,7 +198,7 @@ func TestGoClientEngineIOTransports(t *testing.T) {
 		if !slices.Equal(hs.Upgrades, wantUpgrades) && !(len(hs.Upgrades) == 0 && len(wantUpgrades) == 0) {
 			t.Errorf("handshake upgrades %q, want %q", hs.Upgrades, wantUpgrades)
 		}
-		open := awaitEvent(t, srv, gcWait, "open", func(e gcEvent) bool { return e.Op == "open" })
+		open := gcAwaitEvent(t, srv, gcWait, "open", func(e gcEvent) bool { return e.Op == "open" })
 		if open.ID != c.ID() || open.Transport != mode.first {
 			t.Errorf("server opened %s on %s; client %s on %s", open.ID, open.Transport, c.ID(), mode.first)
 		}
@@ -385,7 +385,7 @@ func TestGoClientEngineIOMaxPayload(t *testing.T) {
 			}
 			break
 		}
-		ev := awaitEvent(t, srv, gcWait, "close", func(e gcEvent) bool { return e.Op == "close" })
+		ev := gcAwaitEvent(t, srv, gcWait, "close", func(e gcEvent) bool { return e.Op == "close" })
 		if ev.ID != c.ID() {
 			t.Errorf("server closed %s, client is %s", ev.ID, c.ID())
 		}
@@ -445,7 +445,7 @@ func TestGoClientEngineIOClose(t *testing.T) {
 				t.Error("a second Close: no error")
 			}
 			var got []string
-			ev := awaitEvent(t, srv, gcWait, "close", func(e gcEvent) bool {
+			ev := gcAwaitEvent(t, srv, gcWait, "close", func(e gcEvent) bool {
 				if e.Op == "message" && e.ID == c.ID() {
 					got = append(got, e.Text)
 				}
@@ -481,8 +481,8 @@ func TestGoClientEngineIOClose(t *testing.T) {
 // as it came, "__request" answered with what the request that opened the session carried.
 func goEIOApp(cfg gcConfig, events chan<- gcEvent, logger *slog.Logger) gcApp {
 	srv := &engineio.Server{
-		PingInterval:      msDuration(cfg.PingInterval),
-		PingTimeout:       msDuration(cfg.PingTimeout),
+		PingInterval:      gcMS(cfg.PingInterval),
+		PingTimeout:       gcMS(cfg.PingTimeout),
 		MaxHTTPBufferSize: int64(cfg.MaxHTTPBufferSize),
 		Logger:            logger,
 	}

@@ -53,7 +53,7 @@ type gcConfig struct {
 	MaxHTTPBufferSize int `json:"maxHttpBufferSize,omitempty"` // bytes; 0: the default, 1e6
 }
 
-func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
+func gcMS(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }
 
 // gcEvent is what a server reports of its connections: one JSON line of a Node script, or
 // the same built by a Go twin.
@@ -127,8 +127,8 @@ func gcSend(ch chan<- gcEvent, ev gcEvent) {
 	}
 }
 
-// awaitEvent skips server events until one satisfies match, failing the test after timeout.
-func awaitEvent(t testing.TB, srv gcServer, timeout time.Duration, what string, match func(gcEvent) bool) gcEvent {
+// gcAwaitEvent skips server events until one satisfies match, failing the test after timeout.
+func gcAwaitEvent(t testing.TB, srv gcServer, timeout time.Duration, what string, match func(gcEvent) bool) gcEvent {
 	t.Helper()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -149,13 +149,54 @@ func awaitEvent(t testing.TB, srv gcServer, timeout time.Duration, what string, 
 	}
 }
 
-// gcFreePort returns a loopback port that was free a moment ago.
+// gcPorts are the ports of the servers of running tests: a killed server's port stays its
+// own while it is down, so another subtest cannot take it meanwhile.
+var gcPorts struct {
+	mu    sync.Mutex
+	taken map[int]bool
+}
+
+// gcListen listens on a new loopback port that no other test server owns, and reserves it
+// for the rest of the test.
+func gcListen(t testing.TB) net.Listener {
+	t.Helper()
+	gcPorts.mu.Lock()
+	defer gcPorts.mu.Unlock()
+	if gcPorts.taken == nil {
+		gcPorts.taken = map[int]bool{}
+	}
+	var busy []net.Listener
+	defer func() {
+		for _, ln := range busy {
+			_ = ln.Close()
+		}
+	}()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if gcPorts.taken[port] {
+			busy = append(busy, ln) // held until we have another, so it is not given again
+			continue
+		}
+		gcPorts.taken[port] = true
+		t.Cleanup(func() {
+			gcPorts.mu.Lock()
+			delete(gcPorts.taken, port)
+			gcPorts.mu.Unlock()
+		})
+		return ln
+	}
+	t.Fatal("no free loopback port")
+	return nil
+}
+
+// gcFreePort returns a loopback port reserved for the test (see gcListen), free now.
 func gcFreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := gcListen(t)
 	port := ln.Addr().(*net.TCPAddr).Port
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
@@ -175,9 +216,9 @@ func gcLeakCheck(t *testing.T) {
 	})
 }
 
-// awaitCond waits until cond holds, checking every few milliseconds, for at most timeout.
+// gcAwaitCond waits until cond holds, checking every few milliseconds, for at most timeout.
 // For state with no event to wait on (the transport an engine settled on).
-func awaitCond(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func gcAwaitCond(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -211,7 +252,14 @@ func startGCNode(t *testing.T, proto gcProto, cfg gcConfig) *gcNode {
 	needPeer(t, "node_modules/"+proto.module, err == nil)
 	cfg.Port = gcFreePort(t)
 	s := &gcNode{script: proto.script, cfg: cfg, url: "http://127.0.0.1:" + strconv.Itoa(cfg.Port), events: make(chan gcEvent, 10000)}
-	t.Cleanup(s.stop)
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			for i, p := range s.all() {
+				t.Logf("%s run %d stderr:\n%s", s.script, i+1, p.stderr.String())
+			}
+		}
+	})
 	s.spawn(t)
 	return s
 }
@@ -227,7 +275,6 @@ func (s *gcNode) current() *nodeProc {
 	defer s.mu.Unlock()
 	return s.procs[len(s.procs)-1]
 }
-func (s *gcNode) stderr() string          { return s.current().stderr.String() }
 func (s *gcNode) String() string          { return s.script + " on " + s.url }
 func (s *gcNode) add(p *nodeProc)         { s.mu.Lock(); s.procs = append(s.procs, p); s.mu.Unlock() }
 func (s *gcNode) isFrozen() (frozen bool) { s.mu.Lock(); defer s.mu.Unlock(); return s.frozen }
@@ -331,7 +378,7 @@ type gcGoRun struct {
 
 func startGCGo(t *testing.T, proto gcProto, cfg gcConfig) *gcGo {
 	t.Helper()
-	s := &gcGo{proto: proto, cfg: cfg, addr: "127.0.0.1:0", events: make(chan gcEvent, 10000)}
+	s := &gcGo{proto: proto, cfg: cfg, events: make(chan gcEvent, 10000)}
 	t.Cleanup(func() {
 		s.stop(t)
 		if t.Failed() {
@@ -349,9 +396,14 @@ func (s *gcGo) Restart(t testing.TB)   { t.Helper(); s.start(t) }
 
 func (s *gcGo) start(t testing.TB) {
 	t.Helper()
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		t.Fatalf("go server: listen %s: %v", s.addr, err)
+	var ln net.Listener
+	if s.url == "" {
+		ln = gcListen(t)
+	} else {
+		var err error
+		if ln, err = net.Listen("tcp", s.addr); err != nil {
+			t.Fatalf("go server: listen %s: %v", s.addr, err)
+		}
 	}
 	if s.url == "" {
 		s.addr = ln.Addr().String()
@@ -516,8 +568,8 @@ func (c *gcConn) Close() error {
 // goSIOApp is goclient-server.js on socketio.Server.
 func goSIOApp(cfg gcConfig, events chan<- gcEvent, logger *slog.Logger) gcApp {
 	eng := &engineio.Server{
-		PingInterval:      msDuration(cfg.PingInterval),
-		PingTimeout:       msDuration(cfg.PingTimeout),
+		PingInterval:      gcMS(cfg.PingInterval),
+		PingTimeout:       gcMS(cfg.PingTimeout),
 		MaxHTTPBufferSize: int64(cfg.MaxHTTPBufferSize),
 		Logger:            logger,
 	}
@@ -852,15 +904,15 @@ func (s *gcSock) whoami(t testing.TB) gcWhoami {
 // in the default mode).
 func (m *gcManager) awaitWebSocket(t testing.TB) {
 	t.Helper()
-	awaitCond(t, gcWait, "engine on websocket", func() bool {
+	gcAwaitCond(t, gcWait, "engine on websocket", func() bool {
 		e := m.Engine()
 		return e != nil && e.Transport() == engineio.TransportWebSocket
 	})
 }
 
-// jsonEqual compares two values by their JSON encodings (numbers all float64 on one side,
+// gcJSONEqual compares two values by their JSON encodings (numbers all float64 on one side,
 // ints on the other, compare equal).
-func jsonEqual(a, b any) bool {
+func gcJSONEqual(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
@@ -884,7 +936,7 @@ func TestGoClientSocketIOMultiplex(t *testing.T) {
 		}
 		seen := map[string]string{}
 		for range 2 {
-			ev := awaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" })
+			ev := gcAwaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" })
 			seen[ev.Nsp] = ev.ID
 		}
 		if seen["/"] != main.ID() || seen["/admin"] != admin.ID() {
@@ -906,7 +958,7 @@ func TestGoClientSocketIOMultiplex(t *testing.T) {
 		}
 		args := []any{"x", 1.5, true, nil, map[string]any{"k": "v"}, []any{1.0, "2"}}
 		for _, s := range []*gcSock{main, admin} {
-			if got := s.ack(t, "echo", args...); !jsonEqual(got, args) {
+			if got := s.ack(t, "echo", args...); !gcJSONEqual(got, args) {
 				t.Errorf("%s: echo %v, want %v", s.Namespace(), got, args)
 			}
 		}
@@ -937,7 +989,7 @@ func TestGoClientSocketIODial(t *testing.T) {
 			t.Errorf("whoami: %+v (%v)", w, err)
 		}
 		s.Disconnect()
-		ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
+		ev := gcAwaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
 		if ev.ID != w.ID || ev.Nsp != "/admin" {
 			t.Errorf("server: %+v", ev)
 		}
@@ -958,7 +1010,7 @@ func TestGoClientSocketIOConnectError(t *testing.T) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("Connect: %v (%T), want a *socketio.ConnectError", err, err)
 		}
-		if ce.Message != "unauthorized" || !jsonEqual(ce.Data, map[string]any{"code": 401}) {
+		if ce.Message != "unauthorized" || !gcJSONEqual(ce.Data, map[string]any{"code": 401}) {
 			t.Errorf("ConnectError %q, data %#v", ce.Message, ce.Data)
 		}
 		if got := bad.awaitLifecycle(t, "connect_error"); got != "connect_error: "+ce.Error() {
@@ -972,7 +1024,7 @@ func TestGoClientSocketIOConnectError(t *testing.T) {
 		}
 		admin := gcSocket(m, "/admin", nil)
 		admin.connect(t)
-		if got := admin.ack(t, "echo", "after"); !jsonEqual(got, []any{"after"}) {
+		if got := admin.ack(t, "echo", "after"); !gcJSONEqual(got, []any{"after"}) {
 			t.Errorf("echo on /admin: %v", got)
 		}
 	})
@@ -985,7 +1037,7 @@ func TestGoClientSocketIOAck(t *testing.T) {
 		m := gcNewManager(t, srv, mode)
 		s := gcSocket(m, "/", nil)
 		s.connect(t)
-		if got := s.ack(t, "echo", "a", 2.0, map[string]any{"nested": []any{"b", nil}}); !jsonEqual(got, []any{"a", 2, map[string]any{"nested": []any{"b", nil}}}) {
+		if got := s.ack(t, "echo", "a", 2.0, map[string]any{"nested": []any{"b", nil}}); !gcJSONEqual(got, []any{"a", 2, map[string]any{"nested": []any{"b", nil}}}) {
 			t.Errorf("echo: %v", got)
 		}
 		if got := s.ack(t, "echo"); len(got) != 0 {
@@ -997,7 +1049,7 @@ func TestGoClientSocketIOAck(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, socketio.ErrAckTimeout) {
 			t.Errorf("EmitWithAck(ignore) = %v, %v; want the deadline", got, err)
 		}
-		if got := s.ack(t, "count", 0); !jsonEqual(got, []any{0}) {
+		if got := s.ack(t, "count", 0); !gcJSONEqual(got, []any{0}) {
 			t.Errorf("after the timeout: %v", got)
 		}
 		if !s.Connected() {
@@ -1094,14 +1146,14 @@ func TestGoClientSocketIOOnAny(t *testing.T) {
 			}
 		})
 		s.connect(t)
-		if got := s.ack(t, "count", 3); !jsonEqual(got, []any{3}) {
+		if got := s.ack(t, "count", 3); !gcJSONEqual(got, []any{3}) {
 			t.Errorf("count: %v", got)
 		}
 		if err := s.Emit("relay", "r"); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			if ev := s.awaitEvent(t, "seq", nil); !jsonEqual(ev.vals[0], i) {
+			if ev := s.awaitEvent(t, "seq", nil); !gcJSONEqual(ev.vals[0], i) {
 				t.Errorf("seq %d: %v", i, ev.vals)
 			}
 		}
@@ -1133,7 +1185,7 @@ func TestGoClientSocketIOOrdered(t *testing.T) {
 		}
 		for i := range count {
 			ev := s.awaitEvent(t, "relayed", nil)
-			if !jsonEqual(ev.vals[0], i) {
+			if !gcJSONEqual(ev.vals[0], i) {
 				t.Fatalf("relayed %d: %v", i, ev.vals)
 			}
 		}
@@ -1146,7 +1198,7 @@ func TestGoClientSocketIOOrdered(t *testing.T) {
 		}()
 		for i := range count {
 			ev := s.awaitEvent(t, "seq", nil)
-			if !jsonEqual(ev.vals[0], i) {
+			if !gcJSONEqual(ev.vals[0], i) {
 				t.Fatalf("seq %d: %v", i, ev.vals)
 			}
 		}
@@ -1181,7 +1233,7 @@ func TestGoClientSocketIOServerAck(t *testing.T) {
 			}
 		})
 		s.connect(t)
-		if got := s.ack(t, "ask", "why?"); !jsonEqual(got, []any{"re: why?"}) {
+		if got := s.ack(t, "ask", "why?"); !gcJSONEqual(got, []any{"re: why?"}) {
 			t.Errorf("ask: %v", got)
 		}
 		if ev := s.awaitEvent(t, "answer", nil); len(ev.vals) == 0 || ev.vals[0] != "re: why?" {
@@ -1209,7 +1261,7 @@ func TestGoClientSocketIODisconnect(t *testing.T) {
 			if got := s.awaitLifecycle(t, "disconnect"); got != "disconnect: io server disconnect" {
 				t.Errorf("lifecycle %q", got)
 			}
-			ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
+			ev := gcAwaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
 			if ev.ID != id || ev.Reason != "server namespace disconnect" {
 				t.Errorf("server: %+v", ev)
 			}
@@ -1240,14 +1292,14 @@ func TestGoClientSocketIODisconnect(t *testing.T) {
 			s := gcSocket(m, "/", nil)
 			s.connect(t)
 			id := s.ID()
-			awaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == id })
+			gcAwaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == id })
 			s.Disconnect()
 			if got := s.awaitLifecycle(t, "disconnect"); got != "disconnect: io client disconnect" {
 				t.Errorf("lifecycle %q", got)
 			}
-			ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" && e.ID == id })
+			ev := gcAwaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" && e.ID == id })
 			if ev.Reason != "client namespace disconnect" {
-				t.Errorf("server: %+v", ev)
+				t.Errorf("the server's socket ended with %q, want client namespace disconnect", ev.Reason)
 			}
 			if s.Connected() {
 				t.Error("still connected")
@@ -1269,7 +1321,7 @@ func TestGoClientSocketIOReconnect(t *testing.T) {
 		s.connect(t)
 		m.awaitWebSocket(t)
 		first := s.ID()
-		if got := s.ack(t, "echo", "before"); !jsonEqual(got, []any{"before"}) {
+		if got := s.ack(t, "echo", "before"); !gcJSONEqual(got, []any{"before"}) {
 			t.Fatalf("echo: %v", got)
 		}
 
@@ -1324,10 +1376,10 @@ func TestGoClientSocketIOReconnect(t *testing.T) {
 		if !s.Connected() || s.ID() == "" || s.ID() == first || s.Recovered() {
 			t.Errorf("after the restart: connected %v, id %q (was %q), recovered %v", s.Connected(), s.ID(), first, s.Recovered())
 		}
-		awaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == s.ID() })
+		gcAwaitEvent(t, srv, gcWait, "connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == s.ID() })
 		for i := range held {
 			ev := s.awaitEvent(t, "relayed", nil)
-			if !jsonEqual(ev.vals[0], i) {
+			if !gcJSONEqual(ev.vals[0], i) {
 				t.Fatalf("held emit %d came back as %v", i, ev.vals)
 			}
 		}
@@ -1337,7 +1389,7 @@ func TestGoClientSocketIOReconnect(t *testing.T) {
 		if ev := s.awaitEvent(t, "relayed", nil); ev.vals[0] != "marker" {
 			t.Errorf("after the held emits: %v (the volatile emit should have been dropped)", ev.vals)
 		}
-		if got := s.ack(t, "echo", "after"); !jsonEqual(got, []any{"after"}) {
+		if got := s.ack(t, "echo", "after"); !gcJSONEqual(got, []any{"after"}) {
 			t.Errorf("echo after the restart: %v", got)
 		}
 	})
@@ -1369,7 +1421,7 @@ func TestGoClientSocketIORecovery(t *testing.T) {
 		if got := s.awaitLifecycle(t, "disconnect"); got != "disconnect: transport close" {
 			t.Errorf("lifecycle %q, want transport close", got)
 		}
-		ev := awaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
+		ev := gcAwaitEvent(t, srv, gcWait, "disconnect", func(e gcEvent) bool { return e.Op == "disconnect" })
 		if ev.ID != id || ev.Reason != "forced close" {
 			t.Errorf("server: %+v", ev)
 		}
@@ -1382,7 +1434,7 @@ func TestGoClientSocketIORecovery(t *testing.T) {
 		noSeq := func(ev gcSIOEvent) { t.Errorf("event %s %v replayed or unexpected", ev.name, ev.vals) }
 		for i := range missed {
 			ev := s.awaitEvent(t, "missed", noSeq)
-			if !jsonEqual(ev.vals[0], i) {
+			if !gcJSONEqual(ev.vals[0], i) {
 				t.Fatalf("missed event %d: %v", i, ev.vals)
 			}
 		}
@@ -1393,7 +1445,7 @@ func TestGoClientSocketIORecovery(t *testing.T) {
 		if pid, _ := w.Auth["pid"].(string); pid == "" {
 			t.Errorf("the reconnection's auth has no pid: %v", w.Auth)
 		}
-		awaitEvent(t, srv, gcWait, "recovered connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == id && e.Recovered })
+		gcAwaitEvent(t, srv, gcWait, "recovered connection", func(e gcEvent) bool { return e.Op == "connection" && e.ID == id && e.Recovered })
 
 		// The client's own engine closed: the Manager reconnects, the socket recovers.
 		s.ack(t, "count", 1)
@@ -1410,7 +1462,7 @@ func TestGoClientSocketIORecovery(t *testing.T) {
 		if !s.Recovered() || s.ID() != id {
 			t.Fatalf("reconnected as %q (recovered %v), was %q", s.ID(), s.Recovered(), id)
 		}
-		if got := s.ack(t, "echo", "again"); !jsonEqual(got, []any{"again"}) {
+		if got := s.ack(t, "echo", "again"); !gcJSONEqual(got, []any{"again"}) {
 			t.Errorf("echo: %v", got)
 		}
 	})
