@@ -4,9 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,10 +26,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		usage(stderr)
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
 	case "serve":
-		if err := serve(ctx, args[1:], logger, stdout); err != nil {
+		if err := serve(ctx, args[1:], stdout, stderr); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
 			fmt.Fprintln(stderr, "duplex serve:", err)
 			return 1
 		}
