@@ -53,8 +53,9 @@ func usage(w io.Writer) {
 
 commands:
   serve   serve the demo endpoints on --addr (/echo: WebSocket echo; /socket.io/: Socket.IO
-          with echo, join, leave, broadcast); --fixture serves the protocol suites' fixtures
-          at /socket.io/ and /engine.io/
+          with echo, join, leave, broadcast; /healthz; /metrics for Prometheus); --fixture
+          serves the protocol suites' fixtures at /socket.io/ and /engine.io/; SIGINT or
+          SIGTERM shuts it down gracefully ("duplex serve -h" lists the flags)
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
   help    show this help
 `)
