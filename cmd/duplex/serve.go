@@ -193,7 +193,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv.Protocols.SetHTTP1(true)
 	printURLs(stdout, ln.Addr(), tlsConfig != nil, c, sio, engine)
-	logger.Info("duplex serve listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "socketio", c.path, "fixture", c.fixture)
+	logger.Info("duplex serve listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "socketio", c.path, "adapter", "memory", "fixture", c.fixture)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -233,6 +233,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err = errors.Join(append(errs, srv.Shutdown(shutdownCtx))...)
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
 		err = errors.Join(err, e)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: connections still open after --shutdown-timeout %v were cut: %w", c.shutdownTimeout, err)
 	}
 	if err == nil {
 		logger.Info("duplex serve stopped")

@@ -534,8 +534,9 @@ func TestServeProcessOnSIGTERMClosesWebSocketsWith1001AndExits0(t *testing.T) {
 		}
 		exited <- cmd.Wait() // after the last read of stdout, as exec requires
 	}()
+	waited := false
 	defer func() {
-		if cmd.ProcessState == nil {
+		if !waited {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
@@ -568,6 +569,7 @@ func TestServeProcessOnSIGTERMClosesWebSocketsWith1001AndExits0(t *testing.T) {
 	}
 	select {
 	case err := <-exited:
+		waited = true
 		if err != nil {
 			t.Fatalf("the process ended with %v, want exit status 0; stderr:\n%s", err, stderr)
 		}
@@ -590,4 +592,16 @@ func readUntilCloseCode(c *ws.Conn) error {
 			_ = c.WriteMessage(ctx, ws.MessageText, []byte("3"))
 		}
 	}
+}
+
+func TestServeExitsWithAnErrorWhenTheShutdownTimeoutCutsConnections(t *testing.T) {
+	s := startServing(t, "--shutdown-timeout", "50ms")
+	c := dialEcho(t, s.echoURL, nil) // never answers the close frame
+	if st := s.stop(); st != 1 {
+		t.Fatalf("serve exited with %d, want 1", st)
+	}
+	if out := s.stderr.String(); !strings.Contains(out, "--shutdown-timeout 50ms") {
+		t.Errorf("stderr does not say the timeout cut connections:\n%s", out)
+	}
+	c.CloseNow()
 }
