@@ -22,6 +22,8 @@
 // ReasonQueueFull rather than let the server's memory grow. Session.Writable and
 // Session.Drain let a sender hold back before that. Sessions end with the Node server's close
 // reasons (CloseReason). Server.Shutdown closes every session and waits for them.
+// Server.Observer, when set, is told of sessions opening, upgrading and closing, of the
+// messages and bytes in and out on each transport and of refused requests, for metrics.
 //
 // Requests the protocol refuses get its error JSON with HTTP 400 (403 for AllowRequest's
 // refusals): an unsupported EIO version, an unknown transport or sid, a handshake that is

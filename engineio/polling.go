@@ -105,6 +105,11 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 	writePayload(w, r, body, threshold)
 	*buf = body
 	putPayloadBuffer(buf)
+	if o := srv.Observer; o != nil {
+		if n, size := countMessages(batch); n > 0 {
+			o.MessagesSent(TransportPolling, n, size)
+		}
+	}
 
 	s.mu.Lock()
 	s.written(batch)
@@ -198,7 +203,7 @@ func (s *Session) post(w http.ResponseWriter, r *http.Request) {
 	var sc PayloadScanner
 	sc.Reset(body, 0)
 	for sc.Scan() {
-		if !s.receive(sc.Packet()) {
+		if !s.receive(sc.Packet(), TransportPolling) {
 			break
 		}
 	}

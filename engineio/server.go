@@ -112,6 +112,10 @@ type Server struct {
 	// with the peer's address (nil: slog.Default()).
 	Logger *slog.Logger
 
+	// Observer, when set, is told of sessions opening and closing, messages in and out and
+	// refused requests, for metrics; see Observer. nil costs nothing.
+	Observer Observer
+
 	// OnConnection is called with each new session, after its handshake is accepted and
 	// before the client receives the open packet, so that no message can arrive before it
 	// returns: set Session.OnMessage and Session.OnClose here. It runs on the goroutine of
@@ -246,6 +250,9 @@ func (srv *Server) allowsTransport(t string) bool {
 // refuse answers r with an Engine.IO error.
 func (srv *Server) refuse(w http.ResponseWriter, r *http.Request, code ErrorCode, message string) {
 	srv.cfg.logger.Debug("engineio: request refused", "remote", r.RemoteAddr, "method", r.Method, "url", r.URL.String(), "code", int(code), "error", orDefault(message, code.Message()))
+	if srv.Observer != nil {
+		srv.Observer.RequestRefused(code)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -283,6 +290,9 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 		conn, err := srv.upgrader.Upgrade(w, r)
 		if err != nil {
 			srv.cfg.logger.Debug("engineio: websocket handshake failed", "remote", r.RemoteAddr, "error", err)
+			if srv.Observer != nil {
+				srv.Observer.RequestRefused(ErrorBadRequest)
+			}
 			return
 		}
 		s := srv.open(id, r, TransportWebSocket)
@@ -313,6 +323,9 @@ func (srv *Server) open(id string, r *http.Request, transport string) *Session {
 	srv.sessions[id] = s
 	srv.sessWG.Add(1)
 	srv.mu.Unlock()
+	if srv.Observer != nil {
+		srv.Observer.SessionOpened(transport)
+	}
 
 	upgrades := []string{}
 	if transport == TransportPolling && srv.cfg.upgrades {

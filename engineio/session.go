@@ -315,11 +315,14 @@ func (s *Session) kickLocked() {
 	}
 }
 
-// receive handles one packet from the client. It reports false when the session has
-// ended and the transport must stop reading.
-func (s *Session) receive(p Packet) bool {
+// receive handles one packet from the client, which came over transport. It reports false
+// when the session has ended and the transport must stop reading.
+func (s *Session) receive(p Packet, transport string) bool {
 	switch p.Type {
 	case Message:
+		if o := s.srv.Observer; o != nil {
+			o.MessagesReceived(transport, 1, len(p.Data))
+		}
 		s.deliverMu.Lock()
 		if s.OnMessage != nil && sessionState(s.state.Load()) == stateOpen {
 			s.OnMessage(p.Data, p.IsBinary())
@@ -386,6 +389,7 @@ func (s *Session) closeNow(reason CloseReason, cause error) {
 	}
 	s.state.Store(int32(stateClosed))
 	s.reason, s.cause = reason, cause
+	transport := s.transport
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -402,6 +406,9 @@ func (s *Session) closeNow(reason CloseReason, cause error) {
 	s.mu.Unlock()
 
 	s.srv.forget(s)
+	if o := s.srv.Observer; o != nil {
+		o.SessionClosed(transport, reason)
+	}
 	if probe != nil {
 		probe.CloseNow()
 	}

@@ -46,6 +46,9 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *Session) {
 	conn, err := srv.upgrader.Upgrade(w, r)
 	if err != nil {
 		srv.cfg.logger.Debug("engineio: websocket handshake failed", "sid", s.id, "remote", r.RemoteAddr, "error", err)
+		if srv.Observer != nil {
+			srv.Observer.RequestRefused(ErrorBadRequest)
+		}
 		s.mu.Lock()
 		s.upgrading = false
 		s.mu.Unlock()
@@ -129,6 +132,9 @@ func (s *Session) runUpgrade(conn *ws.Conn) {
 		s.kickLocked()
 	}
 	s.mu.Unlock()
+	if o := s.srv.Observer; o != nil {
+		o.SessionUpgraded()
+	}
 	s.readLoop(conn)
 }
 
@@ -163,7 +169,7 @@ func (s *Session) readLoop(conn *ws.Conn) {
 		s.mu.Lock()
 		s.receiving = true
 		s.mu.Unlock()
-		open := s.receive(p)
+		open := s.receive(p, TransportWebSocket)
 		s.mu.Lock()
 		s.receiving = false
 		flush := open && len(s.queue) > 0 && !s.writing && s.conn == conn
@@ -239,6 +245,11 @@ func (s *Session) writeLoop(conn *ws.Conn) {
 		if err != nil {
 			s.closeNow(ReasonTransportError, err)
 			return
+		}
+		if o := s.srv.Observer; o != nil {
+			if n, size := countMessages(batch); n > 0 {
+				o.MessagesSent(TransportWebSocket, n, size)
+			}
 		}
 	}
 }

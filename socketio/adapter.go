@@ -113,7 +113,9 @@ type NewAdapterFunc func(nsp *Namespace) Adapter
 
 // InMemoryAdapter is the default Adapter: the rooms of one namespace in this process.
 type InMemoryAdapter struct {
-	local LocalSockets
+	local    LocalSockets
+	name     string   // the namespace's, for the observer
+	observer Observer // the server's, nil for none
 
 	mu    sync.RWMutex
 	rooms map[Room]map[string]struct{}
@@ -131,6 +133,8 @@ type InMemoryAdapter struct {
 func NewInMemoryAdapter(nsp *Namespace) Adapter {
 	a := &InMemoryAdapter{
 		local:    nsp,
+		name:     nsp.name,
+		observer: nsp.srv.observer,
 		rooms:    make(map[Room]map[string]struct{}),
 		sids:     make(map[string]map[Room]struct{}),
 		sessions: make(map[string]keptSession),
@@ -270,9 +274,15 @@ func (a *InMemoryAdapter) Broadcast(p *EncodedPacket, opts BroadcastOptions) {
 	if p.Offset != "" {
 		a.keep(p, opts)
 	}
+	n := 0
 	for _, s := range a.matched(opts) {
 		s.notifyOutgoing(p)
-		_ = s.client.write(p, opts.Volatile, opts.NoCompress) // a failed write closes that connection alone
+		if s.client.write(p, opts.Volatile, opts.NoCompress) == nil { // a failed write closes that connection alone
+			n++
+		}
+	}
+	if a.observer != nil {
+		a.observer.Broadcast(a.name, n)
 	}
 }
 
@@ -289,6 +299,9 @@ func (a *InMemoryAdapter) BroadcastWithAck(p *EncodedPacket, ackID uint64, opts 
 		} else {
 			s.cancelAck(ackID)
 		}
+	}
+	if a.observer != nil {
+		a.observer.Broadcast(a.name, n)
 	}
 	return n
 }

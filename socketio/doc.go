@@ -40,6 +40,10 @@
 // within the window gets its socket back (id, rooms, data; Socket.Recovered reports it) and
 // the events it missed, replayed in order; see RecoveryOptions.
 //
+// For metrics, Options.Observer is told of the fan-out of every broadcast, and the
+// engineio.Server's Observer of the sessions and messages beneath; neither costs anything
+// when nil.
+//
 // Event handlers of one socket run one at a time, in arrival order, on a goroutine of the
 // socket's own, while its connection goes on reading: a handler may wait for an
 // acknowledgement. Middleware and connection handlers run on the connection's goroutine

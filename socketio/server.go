@@ -37,6 +37,9 @@ type Options struct {
 	// Logger receives a line for each connection closed on a protocol error (nil:
 	// slog.Default()).
 	Logger *slog.Logger
+	// Observer, when set, is told of every broadcast and its fan-out, for metrics; see
+	// Observer. nil costs nothing.
+	Observer Observer
 }
 
 // Server is a Socket.IO v5 server: an http.Handler (at "/socket.io/" by default) that the
@@ -51,6 +54,7 @@ type Server struct {
 	maxAttachments int
 	recovery       *RecoveryOptions // nil: off; else with its defaults applied
 	logger         *slog.Logger
+	observer       Observer
 
 	mu      sync.RWMutex
 	nsps    map[string]*Namespace
@@ -74,6 +78,7 @@ func NewServer(opts *Options) *Server {
 		newAdapter:     opts.NewAdapter,
 		maxAttachments: opts.MaxAttachments,
 		logger:         opts.Logger,
+		observer:       opts.Observer,
 		nsps:           make(map[string]*Namespace),
 	}
 	if srv.engine == nil {

@@ -4,9 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,10 +26,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		usage(stderr)
 		return 2
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	switch args[0] {
 	case "serve":
-		if err := serve(ctx, args[1:], logger, stdout); err != nil {
+		if err := serve(ctx, args[1:], stdout, stderr); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
 			fmt.Fprintln(stderr, "duplex serve:", err)
 			return 1
 		}
@@ -50,8 +53,9 @@ func usage(w io.Writer) {
 
 commands:
   serve   serve the demo endpoints on --addr (/echo: WebSocket echo; /socket.io/: Socket.IO
-          with echo, join, leave, broadcast); --fixture serves the protocol suites' fixtures
-          at /socket.io/ and /engine.io/
+          with echo, join, leave, broadcast; /healthz; /metrics for Prometheus); --fixture
+          serves the protocol suites' fixtures at /socket.io/ and /engine.io/; SIGINT or
+          SIGTERM shuts it down gracefully ("duplex serve -h" lists the flags)
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
   help    show this help
 `)

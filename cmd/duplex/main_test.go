@@ -5,23 +5,33 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/duplexio/duplex/ws"
 )
 
-// startServe runs "duplex serve" on a free loopback port and returns the echo URL and a stop
-// function that shuts it down and returns serve's exit status.
-func startServe(t *testing.T, extra ...string) (echoURL string, stop func() int) {
+// served is a "duplex serve" running in-process on a free loopback port.
+type served struct {
+	echoURL string      // ws://HOST:PORT/echo (wss:// over TLS)
+	base    string      // http://HOST:PORT (https:// over TLS)
+	stderr  *syncBuffer // its log
+	stop    func() int  // shuts it down (as SIGINT would) and returns its exit status
+}
+
+// startServing runs "duplex serve --addr 127.0.0.1:0 extra..." in-process and reads the URLs
+// it prints.
+func startServing(t *testing.T, extra ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	status := make(chan int, 1)
-	var stderr bytes.Buffer
+	stderr := &syncBuffer{}
 	go func() {
-		status <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...), strings.NewReader(""), w, &stderr)
+		status <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, extra...), strings.NewReader(""), w, stderr)
 		w.Close()
 	}()
 	lines := bufio.NewScanner(out)
@@ -31,13 +41,16 @@ func startServe(t *testing.T, extra ...string) (echoURL string, stop func() int)
 	}
 	go io.Copy(io.Discard, out)
 	line := lines.Text()
-	i := strings.Index(line, "ws://")
-	if i < 0 {
+	echoURL := echoURLPattern.FindString(line)
+	if echoURL == "" {
 		cancel()
-		t.Fatalf("no ws:// URL in %q", line)
+		t.Fatalf("no WebSocket echo URL in %q", line)
 	}
-	echoURL = strings.TrimSuffix(strings.Fields(line[i:])[0], ")")
-	return echoURL, func() int {
+	base := strings.Replace(strings.TrimSuffix(echoURL, "/echo"), "ws", "http", 1)
+	if !strings.Contains(line, "open "+base+"/ in a browser") {
+		t.Errorf("first line %q does not say to open %s/ in a browser", line, base)
+	}
+	return &served{echoURL: echoURL, base: base, stderr: stderr, stop: func() int {
 		cancel()
 		select {
 		case s := <-status:
@@ -46,7 +59,35 @@ func startServe(t *testing.T, extra ...string) (echoURL string, stop func() int)
 			t.Fatal("serve did not stop")
 			return -1
 		}
-	}
+	}}
+}
+
+var echoURLPattern = regexp.MustCompile(`wss?://[^ )]+/echo`)
+
+// startServe runs "duplex serve" on a free loopback port and returns the echo URL and a stop
+// function that shuts it down and returns serve's exit status.
+func startServe(t *testing.T, extra ...string) (echoURL string, stop func() int) {
+	t.Helper()
+	s := startServing(t, extra...)
+	return s.echoURL, s.stop
+}
+
+// syncBuffer is a bytes.Buffer that many goroutines may write and read.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestServeEchoesWithTheSameOpcode(t *testing.T) {
