@@ -3,8 +3,10 @@
 // generator (internal/load, cmd/load), the runner (cmd/compare), the smoke
 // tests that keep them honest and Go microbenchmarks; and the comparisons of
 // duplex's engineio and socketio servers with Node's engine.io and socket.io
-// (cmd/eiocompare, cmd/siocompare). The three comparisons share how they run
-// their processes (internal/harness) and report their runs
-// (internal/report); the three servers share their main (internal/servermain).
+// (cmd/eiocompare, cmd/siocompare), and of duplex's Go Socket.IO client with
+// Node's socket.io-client (cmd/sioclientcompare, internal/sioclientload,
+// node/sioclient.js). The comparisons share how they run their processes
+// (internal/harness) and report their runs (internal/report); the three
+// servers share their main (internal/servermain).
 // See README.md.
 package bench
