@@ -198,15 +198,16 @@ func TestClientSendsHeadersAndQuery(t *testing.T) {
 }
 
 func TestClientAnswersPingsAndDetectsASilentServer(t *testing.T) {
-	ts := newTestServer(t, &Server{PingInterval: 30 * time.Millisecond, PingTimeout: 60 * time.Millisecond}, nil)
+	ts := newTestServer(t, &Server{PingInterval: 40 * time.Millisecond, PingTimeout: 250 * time.Millisecond}, nil)
 	for _, mode := range clientModes {
 		t.Run(mode.name, func(t *testing.T) {
 			c := dialTest(t, ts.http.URL, mode.opts)
-			// Ten ping intervals: the server would close a session that stopped answering.
+			// Many ping intervals: the server would close a session that stopped answering, the
+			// client one that stopped pinging.
 			select {
 			case e := <-c.closed:
 				t.Fatalf("closed while pinged: %v %v", e.reason, e.err)
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(500 * time.Millisecond):
 			}
 		})
 	}
