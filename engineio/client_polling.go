@@ -145,10 +145,16 @@ func (c *Client) do(req *http.Request) ([]byte, error) {
 }
 
 // pollingBatchLen is how many queued packets the next POST carries: as many as fit in the
-// server's maxPayload, and at least one. c.mu is held.
+// server's maxPayload, and at least one. The close packet goes alone, after the rest, as
+// engine.io-client sends it: a server may handle what came with it after the close (the
+// Node Socket.IO server takes a DISCONNECT on its next tick), so it would be lost. c.mu is
+// held.
 func (c *Client) pollingBatchLen() int {
 	size := 0
 	for i, p := range c.queue {
+		if p.Type == Close {
+			return max(i, 1)
+		}
 		if i > 0 {
 			size++ // separator
 		}

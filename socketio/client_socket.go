@@ -90,6 +90,7 @@ type ClientSocket struct {
 	acks      map[uint64]*pendingAck
 	buffer    []*outPacket // emits held while disconnected
 	waiters   []chan error // Connect calls
+	early     []func()     // events that came on ec before the CONNECT answer
 	inbox     []func()
 	running   bool       // a goroutine runs the inbox
 	space     *sync.Cond // signals room in the inbox, or a state change
@@ -554,6 +555,7 @@ func (s *ClientSocket) onConnectAnswer(ec *engineConn, sid, pid string) {
 			s.buffer = append(s.buffer[:0], s.buffer[i:]...)
 			s.notifyLocked(nil)
 			s.postLocked(s.connectCall())
+			s.postEarlyLocked()
 			return
 		}
 		// The send queue is full: what is left cannot keep its order, it is dropped.
@@ -570,6 +572,17 @@ func (s *ClientSocket) onConnectAnswer(ec *engineConn, sid, pid string) {
 	s.buffer = s.buffer[:0]
 	s.notifyLocked(nil)
 	s.postLocked(s.connectCall())
+	s.postEarlyLocked()
+}
+
+// postEarlyLocked hands the events that came before the CONNECT answer to the handlers,
+// after OnConnect.
+func (s *ClientSocket) postEarlyLocked() {
+	for i, f := range s.early {
+		s.postLocked(f)
+		s.early[i] = nil
+	}
+	s.early = s.early[:0]
 }
 
 // onConnectError handles the server's refusal: the socket stays disconnected.
@@ -592,8 +605,12 @@ func (s *ClientSocket) onEvent(ec *engineConn, name string, args Args, id uint64
 	for s.connected && s.ec == ec && len(s.inbox) >= maxClientInbox && !ec.dead.Load() {
 		s.space.Wait()
 	}
-	if !s.connected || s.ec != ec {
+	if s.ec != ec || !s.active {
 		return // not connected there (any more): socket.io-client ignores it too
+	}
+	if !s.connected && len(s.early) >= maxClientInbox {
+		s.m.logger.Warn("socketio: dropping an event sent before the CONNECT answer", "namespace", s.nsp, "event", name)
+		return
 	}
 	if s.pid != "" && !hasID && args.Len() > 0 {
 		if raw := args.Raw(args.Len() - 1); len(raw) > 0 && raw[0] == '"' {
@@ -613,7 +630,7 @@ func (s *ClientSocket) onEvent(ec *engineConn, name string, args Args, id uint64
 			return s.sendAck(ec, id, a)
 		}
 	}
-	s.postLocked(func() {
+	call := func() {
 		s.hmu.Lock()
 		anys, hs := s.anyHandlers, s.handlers[name]
 		s.hmu.Unlock()
@@ -623,7 +640,14 @@ func (s *ClientSocket) onEvent(ec *engineConn, name string, args Args, id uint64
 		for _, h := range hs {
 			h(args, ack)
 		}
-	})
+	}
+	if !s.connected {
+		// The Node server sends the events a recovered socket missed before its CONNECT
+		// answer: they wait for it, as in socket.io-client.
+		s.early = append(s.early, call)
+		return
+	}
+	s.postLocked(call)
 }
 
 // sendAck answers the server's event id on the connection it came on.
@@ -683,6 +707,8 @@ func (s *ClientSocket) dialFailed(err, endErr error, will bool) {
 func (s *ClientSocket) endLocked(reason string, final bool, err error) {
 	wasConnected := s.connected
 	s.connected, s.id, s.ec = false, "", nil
+	clear(s.early)
+	s.early = s.early[:0]
 	if final {
 		s.active = false
 		s.failAcksLocked(err, true)
