@@ -95,12 +95,12 @@ func startTrace(t *testing.T, upstream string, args ...string) *tracerRun {
 
 // The JSON output as a tool reads it: only the fields the tests look at.
 type jsonEvent struct {
-	Conn     int    `json:"conn"`
-	Dir      string `json:"dir"`
-	Time     string `json:"time"`
-	Kind     string `json:"kind"`
-	Note     string `json:"note"`
-	HTTP     *struct {
+	Conn int    `json:"conn"`
+	Dir  string `json:"dir"`
+	Time string `json:"time"`
+	Kind string `json:"kind"`
+	Note string `json:"note"`
+	HTTP *struct {
 		Method      string `json:"method"`
 		Target      string `json:"target"`
 		Status      int    `json:"status"`
