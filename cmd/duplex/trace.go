@@ -146,7 +146,7 @@ func traceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "duplex trace:", err)
 		return 1
 	}
-	out := &tracePrinter{w: stdout, json: cfg.json, timestamps: cfg.timestamps,
+	out := &tracePrinter{w: stdout, json: cfg.json, timestamps: cfg.timestamps, maxShow: cfg.maxShow,
 		color: cfg.color == "always" || cfg.color == "auto" && !cfg.json && isTerminal(stdout)}
 	t := newTracer(cfg, out)
 	fmt.Fprintf(stderr, "duplex trace: listening on %s, relaying to %s\n", ln.Addr(), cfg.upstream.Host)

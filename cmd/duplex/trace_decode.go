@@ -153,10 +153,7 @@ func (s *frameStream) startFrame(h ws.Header) bool {
 		}
 		s.keepAll = size <= s.limits.maxMessage && !(h.Opcode == ws.OpContinuation && s.msgTooBig)
 	}
-	if s.left == 0 {
-		s.endFrame()
-	}
-	return true
+	return true // feed ends the frame, at once when it has no payload
 }
 
 // takePayload keeps (unmasked) what it needs of the next payload bytes.

@@ -234,6 +234,7 @@ type tracePrinter struct {
 	json       bool
 	color      bool
 	timestamps bool
+	maxShow    int // how much of a Socket.IO packet's JSON is shown
 	buf        []byte
 }
 
@@ -279,7 +280,7 @@ func (p *tracePrinter) emit(ev *traceEvent) {
 	}
 	p.buf = p.buf[:0]
 	prefix := p.prefix(ev)
-	for _, l := range renderEvent(ev) {
+	for _, l := range renderEvent(ev, p.maxShow) {
 		p.buf = append(p.buf, prefix...)
 		label := fmt.Sprintf("%-8s ", l.label)
 		if p.color && l.label != "" {
@@ -329,7 +330,7 @@ func (p *tracePrinter) prefix(ev *traceEvent) string {
 }
 
 // renderEvent turns an event into lines for people.
-func renderEvent(ev *traceEvent) []line {
+func renderEvent(ev *traceEvent, maxShow int) []line {
 	var out []line
 	switch ev.Kind {
 	case "open", "closed":
@@ -354,7 +355,7 @@ func renderEvent(ev *traceEvent) []line {
 	for i := range ev.EngineIO {
 		out = renderEIO(out, &ev.EngineIO[i])
 		if s := ev.EngineIO[i].SocketIO; s != nil {
-			out = renderSIO(out, s)
+			out = renderSIO(out, s, maxShow)
 		}
 	}
 	return out
@@ -560,22 +561,21 @@ func renderEIO(out []line, e *eioRecord) []line {
 	if e.Error != "" {
 		return append(out, line{"eio", styleRed, "not an Engine.IO packet: " + e.Error})
 	}
-	text := fmt.Sprintf("%-8s", e.Type)
+	what := e.Type
 	if e.Binary {
-		text = fmt.Sprintf("%-8s", "message") + " binary"
+		what += " (binary)"
 	}
-	if e.Handshake != nil {
-		hs := e.Handshake
-		return append(out, line{"eio", styleBlue, fmt.Sprintf("%s sid=%s upgrades=%v pingInterval=%dms pingTimeout=%dms maxPayload=%d",
-			text, hs.SID, hs.Upgrades, hs.PingInterval, hs.PingTimeout, hs.MaxPayload)})
+	if hs := e.Handshake; hs != nil {
+		return append(out, line{"eio", styleBlue, fmt.Sprintf("%-8s sid=%s upgrades=%v pingInterval=%dms pingTimeout=%dms maxPayload=%d",
+			what, hs.SID, hs.Upgrades, hs.PingInterval, hs.PingTimeout, hs.MaxPayload)})
 	}
 	if e.Data == nil {
-		return append(out, line{"eio", styleBlue, strings.TrimRight(text, " ")})
+		return append(out, line{"eio", styleBlue, what})
 	}
-	return renderPayload(out, "eio", sized(text, e.Data), e.Data)
+	return renderPayload(out, "eio", sized(what, e.Data), e.Data)
 }
 
-func renderSIO(out []line, s *sioRecord) []line {
+func renderSIO(out []line, s *sioRecord, maxShow int) []line {
 	if s.Error != "" {
 		return append(out, line{"sio", styleRed, "not a Socket.IO packet: " + s.Error})
 	}
@@ -595,7 +595,7 @@ func renderSIO(out []line, s *sioRecord) []line {
 	}
 	switch {
 	case s.Awaiting > 0:
-		fmt.Fprintf(&b, " data=%s (awaiting %d binary message", s.Data, s.Awaiting)
+		fmt.Fprintf(&b, " data=%s (awaiting %d binary message", cut(s.Data, maxShow), s.Awaiting)
 		if s.Awaiting > 1 {
 			b.WriteByte('s')
 		}
@@ -608,12 +608,22 @@ func renderSIO(out []line, s *sioRecord) []line {
 		for i, a := range s.Args {
 			args[i] = string(a)
 		}
-		fmt.Fprintf(&b, " args=[%s]", strings.Join(args, ","))
+		fmt.Fprintf(&b, " args=[%s]", cut([]byte(strings.Join(args, ",")), maxShow))
 		if len(s.AttachmentSizes) > 0 {
 			fmt.Fprintf(&b, " attachment sizes=%v", s.AttachmentSizes)
 		}
 	case len(s.Data) > 0:
-		fmt.Fprintf(&b, " data=%s", s.Data)
+		fmt.Fprintf(&b, " data=%s", cut(s.Data, maxShow))
 	}
 	return append(out, line{"sio", styleMagenta, b.String()})
+}
+
+// cut returns the first max bytes of JSON text b (not splitting a character), with "…" when
+// there was more.
+func cut(b []byte, max int) string {
+	p := makePayload(b, int64(len(b)), true, max)
+	if p.Truncated {
+		return p.Text + "…"
+	}
+	return p.Text
 }

@@ -913,3 +913,41 @@ func TestTraceTextPayloadIsCutAtACharacter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTraceFrameStream feeds arbitrary bytes, in pieces of any size, to the decoder of one
+// direction, up through Socket.IO, with and without permessage-deflate, and prints what it
+// finds both ways: it must never panic, and every JSON line must be valid.
+func FuzzTraceFrameStream(f *testing.F) {
+	f.Add([]byte("\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"), uint8(3), false, false)
+	f.Add([]byte("\x01\x03caf\x89\x00\x80\x03\xc3\xa9s"), uint8(1), false, true)
+	f.Add([]byte("\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00\xc1\x05\xf2\x00\x11\x00\x00"), uint8(2), true, false)
+	f.Add([]byte("\x81\x1e451-3[\"up\",{\"_placeholder\":true}]\x82\x03\x01\x02\x03\x81\x0242"), uint8(5), false, true)
+	f.Add([]byte("\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00"), uint8(0), false, false)
+	f.Add([]byte("\x88\x01\x03\x88\x04\x03\xed\xff\xfe"), uint8(7), false, true)
+	f.Fuzz(func(t *testing.T, data []byte, split uint8, compressed, human bool) {
+		var out bytes.Buffer
+		p := &tracePrinter{w: &out, json: !human, maxShow: 16}
+		var deflate *deflateRecord
+		if compressed {
+			deflate = &deflateRecord{C2S: deflateDirection{15, true}, S2C: deflateDirection{9, false}}
+		}
+		for _, dir := range []traceDir{dirC2S, dirS2C} {
+			s := newFrameStream(1, dir, p, decodeLimits{maxShow: 16, maxMessage: 1 << 16}, modeSocketIO, deflate)
+			at := time.Unix(0, 0)
+			for rest := data; len(rest) > 0 && !s.failed; {
+				n := min(len(rest), int(split)+1)
+				s.feed(rest[:n], at)
+				rest = rest[n:]
+			}
+		}
+		if !human {
+			sc := bufio.NewScanner(&out)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				if !json.Valid(sc.Bytes()) {
+					t.Fatalf("invalid JSON line %q", sc.Text())
+				}
+			}
+		}
+	})
+}
