@@ -212,7 +212,7 @@ func newTracer(cfg *traceConfig, out *tracePrinter) *tracer {
 			t.out.emit(&traceEvent{Conn: connID(r), Dir: dirS2C, Time: time.Now(), Kind: "error", Note: "upstream: " + err.Error()})
 			w.WriteHeader(http.StatusBadGateway)
 		},
-		ErrorLog: nil,
+		ErrorLog: nilLogger(), // its errors are reported by ErrorHandler, or are clients hanging up
 	}
 	return t
 }
@@ -506,7 +506,7 @@ func isTextual(contentType string, body []byte) bool {
 	if strings.HasPrefix(ct, "text/") || strings.Contains(ct, "json") || strings.Contains(ct, "javascript") || strings.Contains(ct, "xml") {
 		return true
 	}
-	return ct == "" && utf8Valid(body)
+	return ct == "" && utf8.Valid(body)
 }
 
 // relay copies bytes both ways until a side closes, then closes the other. A copy of what
@@ -697,9 +697,15 @@ func isPolling(r *http.Request, mode traceMode) bool {
 func (t *tracer) relayHTTP(w http.ResponseWriter, r *http.Request, mode traceMode) {
 	ev := &traceEvent{Conn: connID(r), Dir: dirC2S, Time: time.Now(), Kind: "request", HTTP: t.requestRecord(r)}
 	if r.Body != nil && r.Body != http.NoBody {
-		// The body is read here (up to the limit) to be printed, then sent on.
-		body, err := io.ReadAll(io.LimitReader(r.Body, t.cfg.maxMessage+1))
-		complete := err == nil && int64(len(body)) <= t.cfg.maxMessage
+		// The body is read here, then sent on: all of it (up to the limit) when it is to be
+		// decoded, else what is shown of it.
+		decode := isPolling(r, mode) && r.Method == http.MethodPost
+		limit := int64(t.limits.maxShow)
+		if decode {
+			limit = t.cfg.maxMessage
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		complete := err == nil && int64(len(body)) <= limit
 		r.Body = struct {
 			io.Reader
 			io.Closer
@@ -710,8 +716,11 @@ func (t *tracer) relayHTTP(w http.ResponseWriter, r *http.Request, mode traceMod
 				size = r.ContentLength
 			}
 			ev.HTTP.Body = makePayload(body, size, isTextual(r.Header.Get("Content-Type"), body), t.limits.maxShow)
-			if complete && isPolling(r, mode) && r.Method == http.MethodPost {
-				ev.EngineIO, ev.Problems = t.decodePayload(body, r, mode, dirC2S)
+			switch {
+			case decode && complete:
+				ev.EngineIO, ev.Problems = t.decodePayload(body, r, mode, dirC2S, ev.Problems)
+			case decode:
+				ev.Problems = append(ev.Problems, "body not decoded: over --max-message-bytes, or cut short")
 			}
 		}
 	}
@@ -720,11 +729,11 @@ func (t *tracer) relayHTTP(w http.ResponseWriter, r *http.Request, mode traceMod
 }
 
 // decodePayload decodes an Engine.IO polling payload that went in direction dir.
-func (t *tracer) decodePayload(body []byte, r *http.Request, mode traceMode, dir traceDir) ([]eioRecord, []string) {
+// What is wrong with the payload is added to problems.
+func (t *tracer) decodePayload(body []byte, r *http.Request, mode traceMode, dir traceDir, problems []string) ([]eioRecord, []string) {
 	var sess *pollSession
 	var sio *sioStream
 	var recs []eioRecord
-	var problems []string
 	var sc engineio.PayloadScanner
 	sc.Reset(body, 0)
 	for sc.Scan() {
@@ -760,26 +769,39 @@ func (t *tracer) traceResponse(resp *http.Response) error {
 	r := resp.Request
 	mode := t.modeFor(r)
 	ev := &traceEvent{Conn: connID(r), Dir: dirS2C, Time: time.Now(), Kind: "response", HTTP: responseRecord(resp)}
-	resp.Body = &capturedBody{rc: resp.Body, limit: t.cfg.maxMessage, done: func(body []byte, total int64, complete bool) {
+	// The whole body (up to the limit) is kept when it is to be decoded, else what is shown.
+	decode := isPolling(r, mode) && r.Method == http.MethodGet && resp.StatusCode == http.StatusOK
+	limit := int64(t.limits.maxShow)
+	if decode {
+		limit = t.cfg.maxMessage
+	}
+	enc := strings.ToLower(resp.Header.Get("Content-Encoding"))
+	if enc == "gzip" || enc == "deflate" {
+		limit = t.cfg.maxMessage // to decode it for printing
+	}
+	resp.Body = &capturedBody{rc: resp.Body, limit: limit, done: func(body []byte, total int64, complete bool) {
 		if total > 0 {
 			shown := body
-			enc := strings.ToLower(resp.Header.Get("Content-Encoding"))
+			isText := isTextual(resp.Header.Get("Content-Type"), body)
 			if complete && (enc == "gzip" || enc == "deflate") {
 				if dec, err := decodeBody(body, enc, t.cfg.maxMessage); err == nil {
 					shown, total = dec, int64(len(dec))
+					isText = isTextual(resp.Header.Get("Content-Type"), dec)
 					ev.HTTP.BodyEncoding = enc
 				} else {
 					ev.Problems = append(ev.Problems, enc+" body: "+err.Error())
-					complete = false
+					complete, isText = false, false
 				}
+			} else if enc == "gzip" || enc == "deflate" {
+				isText = false // shown as the compressed bytes it is
 			}
-			ev.HTTP.Body = makePayload(shown, total, ev.HTTP.BodyEncoding == "" && isTextual(resp.Header.Get("Content-Type"), shown) || ev.HTTP.BodyEncoding != "" && utf8Valid(shown), t.limits.maxShow)
-			if complete && isPolling(r, mode) && r.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
-				ev.EngineIO, ev.Problems = t.decodePayload(shown, r, mode, dirS2C)
+			ev.HTTP.Body = makePayload(shown, total, isText, t.limits.maxShow)
+			switch {
+			case decode && complete:
+				ev.EngineIO, ev.Problems = t.decodePayload(shown, r, mode, dirS2C, ev.Problems)
+			case decode:
+				ev.Problems = append(ev.Problems, "body not decoded: over --max-message-bytes, or cut short")
 			}
-		}
-		if !complete {
-			ev.Problems = append(ev.Problems, "body not decoded: incomplete, or over --max-message-bytes")
 		}
 		ev.Time = time.Now()
 		t.out.emit(ev)
@@ -855,5 +877,3 @@ func zlibOrRaw(body []byte) (io.ReadCloser, error) {
 	}
 	return flate.NewReader(bytes.NewReader(body)), nil
 }
-
-func utf8Valid(b []byte) bool { return utf8.Valid(b) }

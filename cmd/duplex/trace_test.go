@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -950,4 +951,30 @@ func FuzzTraceFrameStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTraceRelaysARefusedHandshake(t *testing.T) {
+	checkNoLeaks(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no WebSocket here", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	tr := startTrace(t, srv.URL, "--json")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := ws.Dial(ctx, "ws://"+tr.addr+"/", nil)
+	var he *ws.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusForbidden || !strings.Contains(string(he.Body), "no WebSocket here") {
+		t.Fatalf("dial through the tracer: %v, want the upstream's 403 and its body", err)
+	}
+	evs := tr.waitEvents(t, "the refusal", func(evs []jsonEvent) bool { return len(evs) >= 2 })
+	res := evs[1]
+	if res.Kind != "response" || res.HTTP.Status != 403 || res.HTTP.Accept != nil || res.HTTP.Body == nil || !strings.Contains(res.HTTP.Body.Text, "no WebSocket here") {
+		t.Errorf("response event: %+v", res)
+	}
+	for _, ev := range evs {
+		if ev.Kind == "open" || ev.Kind == "frame" {
+			t.Errorf("a refused handshake decoded as WebSocket: %+v", ev)
+		}
+	}
 }
