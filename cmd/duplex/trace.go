@@ -568,8 +568,8 @@ func (t *tracer) relay(id int, client net.Conn, fromClient io.Reader, up net.Con
 	q.close()
 	streams := <-decoded
 	t.out.emit(&traceEvent{Conn: id, Time: time.Now(), Kind: "closed",
-		Note: fmt.Sprintf("%s after %v; c→s %d frames, %d B; s→c %d frames, %d B", why, time.Since(start).Round(time.Millisecond),
-			streams[0].frames, streams[0].bytes, streams[1].frames, streams[1].bytes)})
+		Note: fmt.Sprintf("%s after %v; c→s %s, %d B; s→c %s, %d B", why, time.Since(start).Round(100*time.Microsecond),
+			plural(streams[0].frames, "frame"), streams[0].bytes, plural(streams[1].frames, "frame"), streams[1].bytes)})
 }
 
 // copyTapped copies src to dst, handing q (when not nil) a copy of each read before writing
@@ -715,7 +715,10 @@ func (t *tracer) relayHTTP(w http.ResponseWriter, r *http.Request, mode traceMod
 			if !complete && r.ContentLength > size {
 				size = r.ContentLength
 			}
-			ev.HTTP.Body = makePayload(body, size, isTextual(r.Header.Get("Content-Type"), body), t.limits.maxShow)
+			// An Engine.IO payload is text, whatever the Content-Type says (browsers send
+			// text/plain, other clients what they like).
+			isText := isTextual(r.Header.Get("Content-Type"), body) || decode && utf8.Valid(body)
+			ev.HTTP.Body = makePayload(body, size, isText, t.limits.maxShow)
 			switch {
 			case decode && complete:
 				ev.EngineIO, ev.Problems = t.decodePayload(body, r, mode, dirC2S, ev.Problems)
@@ -876,4 +879,12 @@ func zlibOrRaw(body []byte) (io.ReadCloser, error) {
 		return zr, nil
 	}
 	return flate.NewReader(bytes.NewReader(body)), nil
+}
+
+// plural writes n and the noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

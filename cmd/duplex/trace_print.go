@@ -144,7 +144,7 @@ type payloadRecord struct {
 	Size      int64  `json:"size"`
 	Type      string `json:"type"` // "text" or "binary"
 	Text      string `json:"text,omitempty"`
-	Hex       string `json:"hex,omitempty"`
+	Hex       string `json:"hex,omitempty"` // binary data; for text, set too when it is not valid UTF-8
 	Shown     int    `json:"shown"`
 	Truncated bool   `json:"truncated"`
 }
@@ -221,6 +221,11 @@ func makePayload(data []byte, size int64, isText bool, max int) *payloadRecord {
 	if isText {
 		p.Type = "text"
 		p.Text = string(shown)
+		if !utf8.Valid(shown) {
+			// JSON cannot carry the invalid bytes (a character split between fragments,
+			// typically): the exact bytes go in Hex too.
+			p.Hex = hex.EncodeToString(shown)
+		}
 	} else {
 		p.Hex = hex.EncodeToString(shown)
 	}
@@ -395,7 +400,7 @@ func renderHTTP(out []line, h *httpRecord) []line {
 		out = append(out, line{"deflate", styleYellow, "permessage-deflate  c→s: " + d.C2S.String() + "   s→c: " + d.S2C.String()})
 	}
 	if h.Body != nil {
-		what := "body"
+		what := h.Body.Type
 		if h.BodyEncoding != "" {
 			what += " (" + h.BodyEncoding + "-decoded)"
 		}

@@ -370,6 +370,9 @@ func TestTraceShowsEachFrameFieldByField(t *testing.T) {
 	if f := c2s[3]; f.Frame.Fin || f.Frame.OpcodeName != "text" || f.Message != nil {
 		t.Errorf("first fragment: %+v %+v", f.Frame, f.Message)
 	}
+	if p := c2s[3].Frame.Payload; p.Type != "text" || p.Hex != "636166c3" {
+		t.Errorf("a text fragment that ends in half a character carries its bytes in hex: %+v", p)
+	}
 	if f := c2s[4].Frame; f.OpcodeName != "ping" || f.Payload.Text != "are you there?" {
 		t.Errorf("ping between the fragments: %+v", f)
 	}
