@@ -189,7 +189,7 @@ func newTracer(cfg *traceConfig, out *tracePrinter) *tracer {
 	t := &tracer{cfg: cfg, out: out, stop: make(chan struct{}),
 		limits: decodeLimits{maxShow: cfg.maxShow, maxMessage: cfg.maxMessage}}
 	t.transport = &http.Transport{
-		Proxy:               nil,
+		Proxy:               nil, // straight to the upstream, whatever the environment says
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		DisableCompression:  true, // relay Accept-Encoding as the client sent it, no more
 		MaxIdleConnsPerHost: 16,
@@ -217,6 +217,7 @@ func newTracer(cfg *traceConfig, out *tracePrinter) *tracer {
 	return t
 }
 
+// connID is the number of the client connection r came on (numbered from 1 as accepted).
 func connID(r *http.Request) int {
 	id, _ := r.Context().Value(connIDKey{}).(int)
 	return id
