@@ -106,3 +106,27 @@ func ExampleParseHeader() {
 	fmt.Printf("fin=%v opcode=%v masked=%v length=%d payload=%q\n", h.Fin, h.Opcode, h.Masked, h.Length, payload)
 	// Output: fin=true opcode=text masked=true length=5 payload="Hello"
 }
+
+// Inflating the compressed messages of one direction of a connection, as a protocol
+// inspector would: the server's response settles the window and context takeover, and the
+// second message refers to the first.
+func ExampleMessageInflater() {
+	params, ok, err := ws.ParseDeflateParams([]string{"permessage-deflate; client_max_window_bits=10"})
+	if err != nil || !ok {
+		log.Fatal("no permessage-deflate: ", err)
+	}
+	fromClient := ws.NewMessageInflater(params.ClientMaxWindowBits, !params.ClientNoContextTakeover)
+	for _, payload := range [][]byte{
+		{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, // "Hello"
+		{0xf2, 0x00, 0x11, 0x00, 0x00},             // "Hello" again, as a reference to the first
+	} {
+		msg, err := fromClient.Inflate(nil, payload, 1<<20)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%d bytes → %q\n", len(payload), msg)
+	}
+	// Output:
+	// 7 bytes → "Hello"
+	// 5 bytes → "Hello"
+}

@@ -38,6 +38,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	case "dial":
 		return dial(ctx, args[1:], stdin, stdout, stderr)
+	case "trace":
+		return traceCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -57,6 +59,8 @@ commands:
           serves the protocol suites' fixtures at /socket.io/ and /engine.io/; SIGINT or
           SIGTERM shuts it down gracefully ("duplex serve -h" lists the flags)
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
+  trace   a proxy from --listen to --upstream that prints every handshake, frame (bit by bit),
+          message and Engine.IO/Socket.IO packet it relays, over WebSocket and polling
   help    show this help
 `)
 }
