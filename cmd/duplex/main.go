@@ -35,6 +35,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	case "dial":
 		return dial(ctx, args[1:], stdin, stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -52,7 +54,9 @@ commands:
   serve   serve the demo endpoints on --addr (/echo: WebSocket echo; /socket.io/: Socket.IO
           with echo, join, leave, broadcast); --fixture serves the protocol suites' fixtures
           at /socket.io/ and /engine.io/
-  dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
+  dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed;
+          with --sio, to a Socket.IO server: stdin lines "emit EVENT [JSON args...]"
+  bench   load generator: --mode ws-echo, sio-echo, sio-broadcast or idle-connections
   help    show this help
 `)
 }
