@@ -187,6 +187,8 @@ type sioSession struct {
 	firstErr      chan error    // a connection error before the first connection
 	ended         chan int      // the exit status, when the connection ends for good
 	disconnected  chan struct{} // OnDisconnect with "io client disconnect" ran
+	closing       atomic.Bool   // disconnect has begun
+	managerClosed chan struct{} // the Manager's OnClose ran after disconnect began
 }
 
 // end reports that the session is over with status; the first report wins.
@@ -220,13 +222,14 @@ func dialSIO(ctx context.Context, cfg *dialConfig, stdin io.Reader, stdout, stde
 	}
 	m := socketio.NewManager(cfg.sio.managerURL(cfg.url), mopts)
 	s := &sioSession{
-		cfg:          cfg,
-		m:            m,
-		sock:         m.Socket(cfg.sio.namespace, sopts),
-		out:          out,
-		firstErr:     make(chan error, 1),
-		ended:        make(chan int, 1),
-		disconnected: make(chan struct{}),
+		cfg:           cfg,
+		m:             m,
+		sock:          m.Socket(cfg.sio.namespace, sopts),
+		out:           out,
+		firstErr:      make(chan error, 1),
+		ended:         make(chan int, 1),
+		disconnected:  make(chan struct{}),
+		managerClosed: make(chan struct{}),
 	}
 	s.handle()
 	defer out.close()
@@ -276,6 +279,12 @@ func (s *sioSession) handle() {
 	})
 	s.sock.OnAny(func(event string, args socketio.Args) {
 		s.out.line(printableEvent(event) + " " + renderArgs(args))
+	})
+	var closeOnce sync.Once
+	s.m.OnClose(func(string, error) {
+		if s.closing.Load() {
+			closeOnce.Do(func() { close(s.managerClosed) })
+		}
 	})
 	s.m.OnReconnectAttempt(func(n int) { s.out.info("reconnecting: attempt %d", n) })
 	s.m.OnReconnect(func(n int) { s.out.info("reconnected after %d attempt(s)", n) })
@@ -449,15 +458,24 @@ func (s *sioSession) handleLine(ctx context.Context, line string) (int, bool) {
 }
 
 // disconnect leaves the namespace, closes the connection and returns status once the
-// socket's handlers have run (bounded).
+// handlers have run (within 2 s).
 func (s *sioSession) disconnect(status int) int {
-	wasConnected := s.sock.Connected()
+	wasConnected, hadEngine := s.sock.Connected(), s.m.Engine() != nil
+	s.closing.Store(true)
 	s.m.Close()
+	// The socket's handlers run in order, and so do the Manager's: OnDisconnect and OnClose
+	// come after the ones queued before them (events, reconnection reports).
+	timeout := time.After(2 * time.Second)
 	if wasConnected {
-		// OnDisconnect comes after every event handler queued before it.
 		select {
 		case <-s.disconnected:
-		case <-time.After(2 * time.Second):
+		case <-timeout:
+		}
+	}
+	if hadEngine {
+		select {
+		case <-s.managerClosed:
+		case <-timeout:
 		}
 	}
 	s.out.close()
