@@ -21,6 +21,7 @@ import (
 )
 
 const dialUsage = `usage: duplex dial [flags] ws://host:port/path
+       duplex dial --sio [flags] http://host:port[/namespace]
 
 Connects to a WebSocket server. Each line read from stdin is sent as a text message (without
 its newline); each message received is printed on stdout, one per line:
@@ -40,8 +41,6 @@ closed with --close-code and --close-reason. Interrupting (Ctrl-C) closes with 1
 away). How the connection ended is printed on stderr. Exit status: 0 after a normal close
 (1000, 1001 or none from the peer, or a close this side asked for and the peer answered),
 1 when the handshake fails or the connection ends otherwise, 2 for usage errors.
-
-flags:
 `
 
 // dialConfig holds the parsed flags of "duplex dial".
@@ -61,6 +60,7 @@ type dialConfig struct {
 	insecure     bool
 	timestamps   bool
 	verbose      bool
+	sio          sioConfig // --sio and its flags (dial_sio.go)
 }
 
 // stringList is a repeatable string flag.
@@ -80,7 +80,7 @@ func parseDialFlags(args []string, stderr io.Writer) (*dialConfig, error) {
 	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, dialUsage)
+		fmt.Fprint(stderr, dialUsage+dialSIOUsage+"\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.Var(&cfg.headers, "H", "add a handshake request `header`, given as 'Name: value' (repeatable; the handshake's own headers and Host cannot be set)")
@@ -97,6 +97,7 @@ func parseDialFlags(args []string, stderr io.Writer) (*dialConfig, error) {
 	fs.BoolVar(&cfg.insecure, "insecure", false, "for wss://, accept any server certificate (self-signed ones included)")
 	fs.BoolVar(&cfg.timestamps, "timestamps", true, "print the time of each message")
 	fs.BoolVar(&cfg.verbose, "verbose", false, "also print outgoing messages, pings and pongs")
+	cfg.sio.addFlags(fs)
 
 	// The flag package stops at the first argument that is not a flag; parse again after
 	// the URL so that flags may follow it.
@@ -130,6 +131,11 @@ func parseDialFlags(args []string, stderr io.Writer) (*dialConfig, error) {
 	}
 	if cfg.ping < 0 || cfg.wait < 0 || cfg.timeout < 0 {
 		return nil, errors.New("--ping, --wait and --timeout cannot be negative")
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := cfg.sio.check(cfg, set); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -274,6 +280,9 @@ func dial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "duplex dial:", err)
 		fmt.Fprintln(stderr, `run "duplex dial -h" for usage`)
 		return 2
+	}
+	if cfg.sio.enabled {
+		return dialSIO(ctx, cfg, stdin, stdout, stderr)
 	}
 	c, _, err := ws.Dial(ctx, cfg.url, cfg.dialOptions())
 	if err != nil {

@@ -40,6 +40,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return dial(ctx, args[1:], stdin, stdout, stderr)
 	case "trace":
 		return traceCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -58,9 +60,11 @@ commands:
           with echo, join, leave, broadcast; /healthz; /metrics for Prometheus); --fixture
           serves the protocol suites' fixtures at /socket.io/ and /engine.io/; SIGINT or
           SIGTERM shuts it down gracefully ("duplex serve -h" lists the flags)
-  dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
+  dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed;
+          with --sio, to a Socket.IO server: stdin lines "emit EVENT [JSON args...]"
   trace   a proxy from --listen to --upstream that prints every handshake, frame (bit by bit),
           message and Engine.IO/Socket.IO packet it relays, over WebSocket and polling
+  bench   load generator: --mode ws-echo, sio-echo, sio-broadcast or idle-connections
   help    show this help
 `)
 }
