@@ -101,12 +101,12 @@ func (c *Client) readWebSocket(conn *ws.Conn) {
 }
 
 // webSocketCloseReason is the close reason of a WebSocket read error. The connection
-// ending from the server's side (a close frame, the TCP connection closed or reset) is
+// ending from the server's side (a close frame, the TCP connection closed or reset: 1006) is
 // "transport close", as engine.io-client reports it; the client failing the connection
 // itself (a message over the read limit, a protocol error) is "transport error".
 func webSocketCloseReason(err error) CloseReason {
 	var ce *ws.CloseError
-	if errors.As(err, &ce) && !ce.Remote {
+	if errors.As(err, &ce) && !ce.Remote && ce.Code != ws.StatusAbnormalClosure {
 		return ReasonTransportError
 	}
 	return ReasonTransportClose
