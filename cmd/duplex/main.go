@@ -49,9 +49,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: duplex <command> [flags]
 
 commands:
-  serve   serve the demo endpoints on --addr (/echo: WebSocket echo; /socket.io/: Socket.IO
-          with echo, join, leave, broadcast); --fixture serves the protocol suites' fixtures
-          at /socket.io/ and /engine.io/
+  serve   serve the demo endpoints on --addr (/: a chat page; /echo: WebSocket echo;
+          /socket.io/: Socket.IO with echo, join, leave, broadcast and the chat's events);
+          --fixture serves the protocol suites' fixtures at /socket.io/ and /engine.io/
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed
   help    show this help
 `)

@@ -44,6 +44,7 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 		upgrader.Compression = &ws.CompressionOptions{}
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/", chatPage())
 	mux.Handle("/echo", echoHandler(upgrader, logger))
 	var engine *engineio.Server
 	var sio *socketio.Server
@@ -64,6 +65,7 @@ func serve(ctx context.Context, args []string, logger *slog.Logger, stdout io.Wr
 	}
 	fixture.AddHandlers(sio)
 	addDemoHandlers(sio)
+	addChatHandlers(sio)
 	mux.Handle(socketio.DefaultPath, sio)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "duplex serving on http://%s (WebSocket echo at ws://%s/echo)\n", ln.Addr(), ln.Addr())
