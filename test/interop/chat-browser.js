@@ -1,13 +1,18 @@
 // The chat page of "duplex serve" driven in two tabs of headless Chromium (Debian's
 // /usr/bin/chromium through playwright-core), as two people would use it.
-// usage: node chat-browser.js URL        (URL: the page, e.g. http://127.0.0.1:3000/)
+// usage: node chat-browser.js   then, on stdin, the page's URL (e.g. http://127.0.0.1:3000/):
+// Chromium starts at once, while the test builds and starts the server.
 //
 // alice clicks "Enter chat", bob presses Enter; both are in #lobby and see each other
 // online; bob types (alice sees "bob is typing…"), presses Enter (both see the message,
 // alice's indicator goes); bob leaves (alice sees the list change). Then the server goes
 // away and comes back: the script prints {"op":"stop-server"} and waits for a "stopped" line
 // on stdin, then prints what alice's page shows ("offline") and waits for "restarted", then
-// prints "reconnected" once her page is back in #lobby. Each checkpoint is one JSON line of
+// prints "reconnected" once her page is back in #lobby. Last the server freezes: the script
+// prints {"op":"freeze-server"}, waits for "frozen", prints "silent" once alice's page took
+// the silence (no ping for pingInterval + pingTimeout) for a lost connection, prints
+// {"op":"thaw-server"}, waits for "thawed" and prints "back" once she is in #lobby again.
+// Each checkpoint is one JSON line of
 // what the pages show; the last is {"op":"done","errors":[...]} (the pages' uncaught
 // exceptions and console errors), or {"op":"error","message":...} when a wait failed.
 'use strict';
@@ -19,7 +24,6 @@ const { chromium } = require('playwright-core');
 const { emit, fail } = require('./common');
 
 const TIMEOUT = 10000;
-const url = process.argv[2];
 const stdin = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 // What a page shows, read in the page.
@@ -58,7 +62,10 @@ const stateIs = (page, state) => waitShown(page, `status ${state}`,
 
 async function nextLine(want) {
   const { value, done } = await stdin.next();
-  if (done || value.trim() !== want) throw new Error(`stdin: got ${done ? 'EOF' : JSON.stringify(value)}, want ${want}`);
+  if (done || (want !== undefined && value.trim() !== want)) {
+    throw new Error(`stdin: got ${done ? 'EOF' : JSON.stringify(value)}, want ${want || 'a line'}`);
+  }
+  return value.trim();
 }
 
 (async () => {
@@ -69,6 +76,7 @@ async function nextLine(want) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  const url = await nextLine();
   const errors = [];
   let serverDown = false;
   const open = async (who) => {
@@ -119,6 +127,17 @@ async function nextLine(want) {
     await stateIs(alice, 'online');
     serverDown = false;
     emit({ op: 'reconnected', alice: await membersAre(alice, ['alice']) });
+
+    // A server that stops answering (frozen): the page notices the missing pings by itself.
+    emit({ op: 'freeze-server' });
+    await nextLine('frozen');
+    serverDown = true;
+    emit({ op: 'silent', alice: await stateIs(alice, 'offline') });
+    emit({ op: 'thaw-server' });
+    await nextLine('thawed');
+    await stateIs(alice, 'online');
+    serverDown = false;
+    emit({ op: 'back', alice: await membersAre(alice, ['alice']) });
     emit({ op: 'done', errors });
   } finally {
     await context.close();

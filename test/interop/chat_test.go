@@ -44,14 +44,18 @@ type chatStep struct {
 
 // The chat page that "duplex serve" serves at / works in Chromium with nothing but the
 // server: two tabs pick nicknames, join #lobby, see each other online, see the other typing,
-// exchange a message and see a leave; then the server restarts on the same port and the page
-// shows the loss and reconnects by itself, back in its room.
+// exchange a message and see a leave; then the server restarts on the same port, and later
+// freezes: each time the page shows the loss and reconnects by itself, back in its room.
 func TestChatPageInChromium(t *testing.T) {
 	requireChromium(t)
-	bin := buildDuplex(t)
-	srv := startServeBinary(t, bin, "127.0.0.1:0")
-	p := startNode(t, 60*time.Second, "chat-browser.js", srv.url+"/")
 	start := time.Now()
+	p := startNode(t, 60*time.Second, "chat-browser.js") // Chromium starts while duplex builds
+	bin := buildDuplex(t)
+	t.Logf("%6.2fs duplex built", time.Since(start).Seconds())
+	// Pings every second (the page answers them all along), a silent server noticed in 2 s.
+	flags := []string{"--ping-interval", "1s", "--ping-timeout", "1s"}
+	srv := startServeBinary(t, bin, "127.0.0.1:0", flags...)
+	writeLine(t, p, srv.url+"/")
 	next := func(op string) chatStep {
 		t.Helper()
 		line, ok := p.nextLine(t, 30*time.Second, nil)
@@ -125,11 +129,28 @@ func TestChatPageInChromium(t *testing.T) {
 	if !slices.Contains(st.Alice.System, "Connection lost. Reconnecting…") || len(st.Alice.Members) != 0 {
 		t.Errorf("alice with the server down: system lines %q, online %q", st.Alice.System, st.Alice.Members)
 	}
-	srv = startServeBinary(t, bin, strings.TrimPrefix(srv.url, "http://"))
+	srv = startServeBinary(t, bin, strings.TrimPrefix(srv.url, "http://"), flags...)
 	writeLine(t, p, "restarted")
 	st = next("reconnected")
 	if st.Alice.Status != "Connected" || !slices.Contains(st.Alice.System, "Reconnected.") || st.Alice.Room != "#lobby" {
 		t.Errorf("alice after the restart: status %q, room %q, system lines %q", st.Alice.Status, st.Alice.Room, st.Alice.System)
+	}
+
+	// Frozen, the server sends no ping: the page takes it for gone after pingInterval +
+	// pingTimeout (2 s here), and connects again once it answers.
+	next("freeze-server")
+	srv.signal(t, syscall.SIGSTOP)
+	writeLine(t, p, "frozen")
+	st = next("silent")
+	if !slices.Contains(st.Alice.System, "Connection lost. Reconnecting…") {
+		t.Errorf("alice with the server frozen: status %q, system lines %q", st.Alice.Status, st.Alice.System)
+	}
+	next("thaw-server")
+	srv.signal(t, syscall.SIGCONT)
+	writeLine(t, p, "thawed")
+	st = next("back")
+	if st.Alice.Status != "Connected" || st.Alice.Room != "#lobby" {
+		t.Errorf("alice after the thaw: status %q, room %q", st.Alice.Status, st.Alice.Room)
 	}
 
 	st = next("done")
@@ -181,11 +202,11 @@ type serveProc struct {
 
 var serveURL = regexp.MustCompile(`https?://[^\s()]+`)
 
-// startServeBinary runs "bin serve --addr addr" and waits for the address it prints; the
-// process is stopped at the end of the test if it still runs.
-func startServeBinary(t *testing.T, bin, addr string) *serveProc {
+// startServeBinary runs "bin serve --addr addr flags..." and waits for the address it prints;
+// the process is stopped at the end of the test if it still runs.
+func startServeBinary(t *testing.T, bin, addr string, flags ...string) *serveProc {
 	t.Helper()
-	s := &serveProc{cmd: exec.Command(bin, "serve", "--addr", addr), done: make(chan struct{})}
+	s := &serveProc{cmd: exec.Command(bin, append([]string{"serve", "--addr", addr}, flags...)...), done: make(chan struct{})}
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +247,14 @@ func startServeBinary(t *testing.T, bin, addr string) *serveProc {
 	return nil
 }
 
+// signal sends sig to the server.
+func (s *serveProc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to duplex serve: %v", sig, err)
+	}
+}
+
 // stop ends the server as Ctrl-C would (SIGINT: a graceful shutdown), SIGKILL if it lingers.
 func (s *serveProc) stop(t *testing.T) {
 	select {
@@ -233,6 +262,7 @@ func (s *serveProc) stop(t *testing.T) {
 		return
 	default:
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // in case the test froze it
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
