@@ -77,7 +77,7 @@
     const button = el('button', 'room', `#${name}`);
     button.type = 'button';
     const badge = el('span', 'badge');
-    badge.setAttribute('aria-label', 'unread messages');
+    badge.hidden = true;
     button.append(badge);
     button.addEventListener('click', () => show(name));
     const item = el('li');
@@ -153,7 +153,7 @@
       }
     }
     renderRoom();
-    if (name) $('message').focus();
+    $(name ? 'message' : 'join-room').focus();
   }
 
   // ---- rendering ----
@@ -203,7 +203,8 @@
 
   function renderRooms() {
     for (const room of state.rooms.values()) {
-      room.badge.textContent = room.unread ? String(room.unread) : '';
+      room.badge.replaceChildren();
+      if (room.unread) room.badge.append(String(room.unread), el('span', 'visually-hidden', ' unread'));
       room.badge.hidden = !room.unread;
     }
   }
