@@ -56,10 +56,11 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: duplex <command> [flags]
 
 commands:
-  serve   serve the demo endpoints on --addr (/echo: WebSocket echo; /socket.io/: Socket.IO
-          with echo, join, leave, broadcast; /healthz; /metrics for Prometheus); --fixture
-          serves the protocol suites' fixtures at /socket.io/ and /engine.io/; SIGINT or
-          SIGTERM shuts it down gracefully ("duplex serve -h" lists the flags)
+  serve   serve the demo endpoints on --addr (/: a chat page; /echo: WebSocket echo;
+          /socket.io/: Socket.IO with echo, join, leave, broadcast and the chat's events;
+          /healthz; /metrics for Prometheus); --fixture serves the protocol suites' fixtures
+          at /socket.io/ and /engine.io/; SIGINT or SIGTERM shuts it down gracefully
+          ("duplex serve -h" lists the flags)
   dial    connect to a WebSocket URL: stdin lines are sent, messages received are printed;
           with --sio, to a Socket.IO server: stdin lines "emit EVENT [JSON args...]"
   trace   a proxy from --listen to --upstream that prints every handshake, frame (bit by bit),

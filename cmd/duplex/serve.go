@@ -167,9 +167,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fixture.AddHandlers(sio)
 	addDemoHandlers(sio)
+	addChatHandlers(sio)
 
 	var draining atomic.Bool
 	mux := http.NewServeMux()
+	mux.Handle("/", chatPage())
 	mux.Handle("/echo", echoHandler(upgrader, logger, m))
 	mux.Handle(c.path, sio)
 	if engine != nil {
