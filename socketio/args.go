@@ -144,6 +144,12 @@ func (a Args) Decode(i int, v any) error {
 		return errors.New("socketio: no argument " + strconv.Itoa(i) + " (the packet has " + strconv.Itoa(len(a.elems)) + ")")
 	}
 	raw := a.elems[i]
+	if p, ok := v.(*string); ok {
+		if str, plain := plainString(raw); plain {
+			*p = str
+			return nil
+		}
+	}
 	if !a.resolve {
 		return json.Unmarshal(raw, v)
 	}

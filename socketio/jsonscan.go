@@ -379,6 +379,32 @@ func jsonStringEquals(raw []byte, want string) bool {
 	return j == len(want)
 }
 
+// plainString returns the text of raw when raw is exactly one JSON string with no escape,
+// no control character and valid UTF-8: what json.Unmarshal would give, without its
+// validation pass and its byte-by-byte unquoting. Any other raw reports false.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || stringEnd(raw, 0) != len(raw) {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	i := 0
+	for ; i+8 <= len(body); i += 8 {
+		w := load64(body[i:])
+		if hasByte(w, '\\')|hasControl(w) != 0 {
+			return "", false
+		}
+	}
+	for ; i < len(body); i++ {
+		if c := body[i]; c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(body) {
+		return "", false
+	}
+	return string(body), true
+}
+
 // hex4 reads four hexadecimal digits.
 func hex4(b []byte) (rune, bool) {
 	var r rune

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // nest returns value inside n arrays or objects: open repeated n times, value, then close
@@ -169,6 +170,39 @@ func FuzzValidJSON(f *testing.F) {
 					t.Fatalf("stringEnd(%q, %d) = %d, want %d", b, i, got, want)
 				}
 			}
+		}
+	})
+}
+
+func TestPlainStringAgreesWithUnmarshal(t *testing.T) {
+	for _, raw := range []string{
+		`""`, `"hello"`, `"héllo wörld, long enough for the word loop"`, `"a\"b"`, `"a\\b"`,
+		`"\u0041"`, "\"tab\there\"", `"unterminated`, `"two" "strings"`, `"x"y"`, `42`,
+		"\"bad utf-8 \xff\"", `"`, `"0123456789abcdef0123456789abcdef"`,
+	} {
+		got, plain := plainString([]byte(raw))
+		var want string
+		err := json.Unmarshal([]byte(raw), &want)
+		if plain && (err != nil || got != want) {
+			t.Errorf("plainString(%q) = %q; json.Unmarshal gives %q, %v", raw, got, want, err)
+		}
+		if !plain && err == nil && !strings.ContainsAny(raw, "\\\t") && utf8.ValidString(raw) {
+			t.Errorf("plainString(%q) refused a plain string", raw)
+		}
+	}
+}
+
+func FuzzPlainString(f *testing.F) {
+	f.Add([]byte(`"hello"`))
+	f.Add([]byte(`"a\"b"`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, plain := plainString(raw)
+		if !plain {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(raw, &want); err != nil || got != want {
+			t.Fatalf("plainString(%q) = %q; json.Unmarshal gives %q, %v", raw, got, want, err)
 		}
 	})
 }
