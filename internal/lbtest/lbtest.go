@@ -4,6 +4,8 @@
 package lbtest
 
 import (
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -36,6 +38,7 @@ func RoundRobin(tb testing.TB, backends ...string) *Front {
 		}
 		p := httputil.NewSingleHostReverseProxy(u)
 		p.Transport = tr
+		p.ErrorLog = log.New(io.Discard, "", 0) // a client that goes away is no error here
 		f.proxies = append(f.proxies, p)
 	}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
