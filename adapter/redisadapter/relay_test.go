@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,10 +28,11 @@ type relayNode struct {
 	url    string // http://127.0.0.1:N
 	opened chan *engineio.Session
 	closed chan engineio.CloseReason
+	quiet  atomic.Bool // no echo
 }
 
 // newRedisClient returns a client of the Redis at addr, closed when the test ends.
-func newRedisClient(t *testing.T, addr string) *redis.Client {
+func newRedisClient(t testing.TB, addr string) *redis.Client {
 	t.Helper()
 	rc := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = rc.Close() })
@@ -39,7 +41,7 @@ func newRedisClient(t *testing.T, addr string) *redis.Client {
 
 // serveNode serves srv on a loopback port with a relay over the Redis at addr; at the end of
 // the test the server is shut down, then the relay closed.
-func serveNode(t *testing.T, addr string, srv *engineio.Server, h http.Handler, shutdown func(context.Context) error) (*redisadapter.Relay, string) {
+func serveNode(t testing.TB, addr string, srv *engineio.Server, h http.Handler, shutdown func(context.Context) error) (*redisadapter.Relay, string) {
 	t.Helper()
 	rc := newRedisClient(t, addr)
 	relay, err := redisadapter.NewRelay(context.Background(), rc, srv, &redisadapter.RelayOptions{Key: "relaytest"})
@@ -63,7 +65,7 @@ func serveNode(t *testing.T, addr string, srv *engineio.Server, h http.Handler, 
 
 // newEchoCluster starts n Engine.IO echo servers (ping interval 300 ms, ping timeout
 // 200 ms) relaying to each other over the Redis at addr, and a round-robin front.
-func newEchoCluster(t *testing.T, addr string, n int) ([]*relayNode, *lbtest.Front) {
+func newEchoCluster(t testing.TB, addr string, n int) ([]*relayNode, *lbtest.Front) {
 	t.Helper()
 	nodes := make([]*relayNode, n)
 	urls := make([]string, n)
@@ -74,6 +76,9 @@ func newEchoCluster(t *testing.T, addr string, n int) ([]*relayNode, *lbtest.Fro
 			PingTimeout:  200 * time.Millisecond,
 			OnConnection: func(s *engineio.Session) {
 				s.OnMessage = func(data []byte, binary bool) {
+					if node.quiet.Load() {
+						return
+					}
 					flags := engineio.Text
 					if binary {
 						flags = engineio.Binary
