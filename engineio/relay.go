@@ -78,6 +78,13 @@ type RelayedResponse struct {
 	Body []byte
 }
 
+// ErrPollReleased, as the cause of the end of the context given to ServeRelayed
+// (context.WithCancelCause), releases a relayed poll instead of abandoning it: the poll is
+// answered at once, with a noop packet when the session has nothing to send, and the
+// session stays open. A relay releases the polls it holds for a server that stops, or asks
+// the owner not to hold a poll at all by giving a context already ended so.
+var ErrPollReleased = errors.New("engineio: relayed poll released")
+
 // errNoRelayResponse is the cause logged when a relay returned neither a response nor an
 // error.
 var errNoRelayResponse = errors.New("engineio: the relay returned no response")
@@ -160,7 +167,7 @@ func relayTooLarge(w http.ResponseWriter) {
 // relayed Accept-Encoding allows it). A GET is held until the session has packets to send
 // (a ping at the latest, after PingInterval); if ctx ends first, the poll is abandoned and,
 // as for a client that goes away in the middle of a poll, the session closed with
-// ReasonTransportError. An unknown session gets 400 with ErrorSessionIDUnknown.
+// ReasonTransportError, unless ctx's cause is ErrPollReleased. An unknown session gets 400 with ErrorSessionIDUnknown.
 // ServeRelayed is safe to call from any goroutine; it blocks as long as the request.
 func (srv *Server) ServeRelayed(ctx context.Context, req *RelayedRequest) *RelayedResponse {
 	srv.init()

@@ -249,3 +249,41 @@ func TestServeRelayedAbandonedPollClosesTheSession(t *testing.T) {
 		t.Errorf("relayed poll of a closed session: %d %q, want 400 code 1", res.Status, res.Body)
 	}
 }
+
+func TestServeRelayedReleasedPollAnswersANoopAndKeepsTheSession(t *testing.T) {
+	nodes, _ := newRelayCluster(t, 1)
+	node := nodes[0]
+	sid := node.client.OpenPolling(t)
+	<-node.opened
+	req := &engineio.RelayedRequest{SID: sid, Method: http.MethodGet, Query: eiotest.PollQuery(sid)}
+
+	// Released while held.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan *engineio.RelayedResponse, 1)
+	go func() { done <- node.srv.ServeRelayed(ctx, req) }()
+	time.Sleep(50 * time.Millisecond) // the poll waits for the next ping (300 ms)
+	cancel(engineio.ErrPollReleased)
+	var res *engineio.RelayedResponse
+	select {
+	case res = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeRelayed did not return when released")
+	}
+	if res.Status != http.StatusOK || (string(res.Body) != "6" && string(res.Body) != "2") {
+		t.Errorf("released poll: %d %q, want 200 and a noop (or a ping)", res.Status, res.Body)
+	}
+	// Released before it is held: answered at once.
+	ctx, cancel = context.WithCancelCause(context.Background())
+	cancel(engineio.ErrPollReleased)
+	if res := node.srv.ServeRelayed(ctx, req); res.Status != http.StatusOK {
+		t.Errorf("poll released at once: %d %q", res.Status, res.Body)
+	}
+	select {
+	case r := <-node.closed:
+		t.Fatalf("the session closed: %v", r)
+	default:
+	}
+	if r := node.client.Push(t, sid, "4still"); r.Status != http.StatusOK {
+		t.Fatalf("POST after the released polls: %v", r)
+	}
+}

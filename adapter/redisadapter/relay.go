@@ -82,11 +82,19 @@ type Relay struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the receive loop and the requests being answered
 
-	nextID  atomic.Uint64
-	mu      sync.Mutex
-	closed  bool
-	pending map[uint64]chan *relayMessage // requests relayed from here, by id
-	serving map[servingKey]context.CancelFunc
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	closed   bool
+	draining bool
+	pending  map[uint64]*pendingRelay // requests relayed from here, by id
+	serving  map[servingKey]context.CancelCauseFunc
+	idle     chan struct{} // closed when pending empties, while draining
+}
+
+// pendingRelay is a request relayed from here, waiting for its answer.
+type pendingRelay struct {
+	owner  string
+	answer chan *relayMessage
 }
 
 // servingKey names a request another node relayed here.
@@ -100,6 +108,7 @@ const (
 	relayRequest  = 1 // a polling request, to its session's owner
 	relayResponse = 2 // the owner's answer, to the relaying node
 	relayCancel   = 3 // the client went away: the owner ends the request
+	relayRelease  = 4 // the relaying node stops: the owner answers a held poll now
 )
 
 // relayMessage is what goes over a relay channel, in msgpack.
@@ -114,6 +123,7 @@ type relayMessage struct {
 	Query   string              `msgpack:"q,omitempty"`
 	Remote  string              `msgpack:"r,omitempty"`
 	Timeout int64               `msgpack:"d,omitempty"` // milliseconds the relaying node waits
+	NoHold  bool                `msgpack:"n,omitempty"` // answer a poll at once (the relaying node stops)
 	Header  map[string][]string `msgpack:"h,omitempty"` // also of relayResponse
 	Body    []byte              `msgpack:"b,omitempty"` // also of relayResponse
 
@@ -145,8 +155,8 @@ func NewRelay(ctx context.Context, client redis.UniversalClient, srv *engineio.S
 		nodeID:  base64.RawURLEncoding.EncodeToString(id[:]),
 		prefix:  key + "-relay#",
 		logger:  logger,
-		pending: make(map[uint64]chan *relayMessage),
-		serving: make(map[servingKey]context.CancelFunc),
+		pending: make(map[uint64]*pendingRelay),
+		serving: make(map[servingKey]context.CancelCauseFunc),
 	}
 	r.channel = r.channelOf(r.nodeID)
 	r.ps = client.Subscribe(ctx, r.channel)
@@ -217,23 +227,28 @@ func (r *Relay) Relay(ctx context.Context, req *engineio.RelayedRequest) (*engin
 	if d, ok := ctx.Deadline(); ok {
 		m.Timeout = max(time.Until(d).Milliseconds(), 1)
 	}
-	data, err := msgpack.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	answer := make(chan *relayMessage, 1)
+	p := &pendingRelay{owner: owner, answer: make(chan *relayMessage, 1)}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, ErrRelayClosed
 	}
-	r.pending[m.ID] = answer
+	r.pending[m.ID] = p
+	m.NoHold = r.draining
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		delete(r.pending, m.ID)
+		if len(r.pending) == 0 && r.idle != nil {
+			close(r.idle)
+			r.idle = nil
+		}
 		r.mu.Unlock()
 	}()
+	data, err := msgpack.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
 
 	n, err := r.client.Publish(ctx, r.channelOf(owner), data).Result()
 	if err != nil {
@@ -243,7 +258,7 @@ func (r *Relay) Relay(ctx context.Context, req *engineio.RelayedRequest) (*engin
 		return nil, ErrNoOwner
 	}
 	select {
-	case res := <-answer:
+	case res := <-p.answer:
 		return &engineio.RelayedResponse{Status: res.Status, Header: res.Header, Body: res.Body}, nil
 	case <-ctx.Done():
 		r.sendCancel(owner, m.ID)
@@ -255,15 +270,18 @@ func (r *Relay) Relay(ctx context.Context, req *engineio.RelayedRequest) (*engin
 
 // sendCancel tells owner that request id is abandoned, so that it ends it as a client's
 // abandoned poll.
-func (r *Relay) sendCancel(owner string, id uint64) {
-	data, err := msgpack.Marshal(&relayMessage{Type: relayCancel, ID: id, From: r.nodeID})
+func (r *Relay) sendCancel(owner string, id uint64) { r.sendControl(relayCancel, owner, id) }
+
+// sendControl sends a cancel or a release of request id to owner.
+func (r *Relay) sendControl(typ uint8, owner string, id uint64) {
+	data, err := msgpack.Marshal(&relayMessage{Type: typ, ID: id, From: r.nodeID})
 	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
 	defer cancel()
 	if err := r.client.Publish(ctx, r.channelOf(owner), data).Err(); err != nil && r.ctx.Err() == nil {
-		r.logger.Debug("redisadapter: relay: cancel not sent", "node", owner, "error", err)
+		r.logger.Debug("redisadapter: relay: control message not sent", "node", owner, "type", typ, "error", err)
 	}
 }
 
@@ -279,22 +297,26 @@ func (r *Relay) receive(msgs <-chan *redis.Message) {
 		switch m.Type {
 		case relayResponse:
 			r.mu.Lock()
-			answer := r.pending[m.ID]
+			p := r.pending[m.ID]
 			r.mu.Unlock()
-			if answer != nil {
+			if p != nil && p.owner == m.From {
 				select {
-				case answer <- m:
+				case p.answer <- m:
 				default: // a second answer: ignored
 				}
 			}
 		case relayRequest:
 			r.serve(m)
-		case relayCancel:
+		case relayCancel, relayRelease:
 			r.mu.Lock()
 			cancel := r.serving[servingKey{m.From, m.ID}]
 			r.mu.Unlock()
 			if cancel != nil {
-				cancel()
+				if m.Type == relayRelease {
+					cancel(engineio.ErrPollReleased)
+				} else {
+					cancel(nil)
+				}
 			}
 		}
 	}
@@ -309,12 +331,17 @@ func (r *Relay) serve(m *relayMessage) {
 	if timeout <= 0 {
 		timeout = engineio.DefaultPingInterval + engineio.DefaultPingTimeout
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, timeout)
+	cctx, cancel := context.WithCancelCause(r.ctx)
+	ctx, cancelTimeout := context.WithTimeout(cctx, timeout)
+	if m.NoHold {
+		cancel(engineio.ErrPollReleased)
+	}
 	key := servingKey{m.From, m.ID}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		cancel()
+		cancelTimeout()
+		cancel(nil)
 		return
 	}
 	r.serving[key] = cancel
@@ -326,7 +353,8 @@ func (r *Relay) serve(m *relayMessage) {
 			r.mu.Lock()
 			delete(r.serving, key)
 			r.mu.Unlock()
-			cancel()
+			cancelTimeout()
+			cancel(nil)
 		}()
 		res := r.srv.ServeRelayed(ctx, &engineio.RelayedRequest{
 			SID:        m.SID,
@@ -336,7 +364,7 @@ func (r *Relay) serve(m *relayMessage) {
 			Body:       m.Body,
 			RemoteAddr: m.Remote,
 		})
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), engineio.ErrPollReleased) {
 			return // abandoned: nobody waits for the answer
 		}
 		data, err := msgpack.Marshal(&relayMessage{
@@ -358,10 +386,56 @@ func (r *Relay) serve(m *relayMessage) {
 	}()
 }
 
-// Close unsubscribes the node and ends the requests it relays or answers (a poll held
-// for another node is abandoned, which closes its session: close the relay after the
-// server's Shutdown). It does not close the Redis client.
+// Drain prepares the node to stop without harm to the sessions of the other nodes: the
+// polls it relays are released (their owners answer them now, with a noop when they have
+// nothing to send, and keep the sessions) and the polls it relays from now on are not
+// held. It returns when no relayed request is pending, or when ctx ends.
+func (r *Relay) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining = true
+	var release []servingKey
+	for id, p := range r.pending {
+		release = append(release, servingKey{p.owner, id})
+	}
+	var idle chan struct{}
+	if len(r.pending) > 0 {
+		if r.idle == nil {
+			r.idle = make(chan struct{})
+		}
+		idle = r.idle
+	}
+	r.mu.Unlock()
+	for _, k := range release {
+		r.sendControl(relayRelease, k.from, k.id)
+	}
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// relayDrainTimeout bounds the Drain that Close starts with.
+const relayDrainTimeout = 2 * time.Second
+
+// Close drains the relay (at most 2 s, see Drain), unsubscribes the node and ends the
+// requests it still relays or answers: a poll held for another node is abandoned, which
+// closes its session, so close the relay after the server's Shutdown. It does not close the
+// Redis client.
 func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), relayDrainTimeout)
+	_ = r.Drain(ctx)
+	cancel()
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

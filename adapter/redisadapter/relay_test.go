@@ -331,3 +331,47 @@ func TestRelayOverRedisServesSocketIO(t *testing.T) {
 		t.Fatal("the server did not see the disconnect")
 	}
 }
+
+func TestRelayOverRedisDrainReleasesHeldPollsAndKeepsTheSessions(t *testing.T) {
+	addr := redistest.Start(t)
+	nodes, _ := newEchoCluster(t, addr, 2)
+	a, b := nodes[0], nodes[1]
+	ca := eiotest.NewClient(t, a.url+engineio.DefaultPath)
+	cb := eiotest.NewClient(t, b.url+engineio.DefaultPath)
+	sid := cb.OpenPolling(t)
+	<-b.opened
+
+	polled := make(chan eiotest.Reply, 1)
+	go func() {
+		r, _ := ca.Do(http.MethodGet, eiotest.PollQuery(sid), nil, nil)
+		polled <- r
+	}()
+	time.Sleep(100 * time.Millisecond) // held by b until its next ping
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := a.relay.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-polled
+	if r.Status != http.StatusOK || (r.Body != "6" && r.Body != "2") {
+		t.Fatalf("released poll: %v, want a noop", r)
+	}
+	if d := time.Since(start); d > 150*time.Millisecond {
+		t.Logf("drained in %v", d) // a ping may have answered it first
+	}
+	// Polls relayed from now on are answered at once.
+	for range 3 {
+		if r := ca.Poll(t, sid); r.Status != http.StatusOK {
+			t.Fatalf("poll through the draining node: %v", r)
+		}
+	}
+	select {
+	case reason := <-b.closed:
+		t.Fatalf("the session closed on its owner: %v", reason)
+	default:
+	}
+	if r := cb.Push(t, sid, "4after"); r.Status != http.StatusOK {
+		t.Fatalf("POST to the owner: %v", r)
+	}
+}
