@@ -287,3 +287,36 @@ func TestServeRelayedReleasedPollAnswersANoopAndKeepsTheSession(t *testing.T) {
 		t.Fatalf("POST after the released polls: %v", r)
 	}
 }
+
+func TestRelayClientsThatTryToUpgradeKeepWorking(t *testing.T) {
+	_, front := newRelayCluster(t, 2)
+	httpc := &http.Client{Transport: &http.Transport{}}
+	defer httpc.CloseIdleConnections()
+	// The upgrade reaches the owner (the client moves to WebSocket) or the other server (400:
+	// the client stays on polling); either way the connection goes on.
+	for i := range 4 {
+		received := make(chan string, 1)
+		c, err := engineio.Dial(context.Background(), front.URL, &engineio.ClientOptions{
+			HTTPClient: httpc,
+			OnMessage:  func(data []byte, _ bool) { received <- string(data) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the upgrade, or its failure
+		if err := c.Send([]byte("hi"), engineio.Text); err != nil {
+			t.Fatalf("client %d (%s): %v", i, c.Transport(), err)
+		}
+		select {
+		case m := <-received:
+			if m != "hi" {
+				t.Fatalf("client %d: %q", i, m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("client %d (%s): no echo", i, c.Transport())
+		}
+		t.Logf("client %d: %s", i, c.Transport())
+		_ = c.Close()
+		<-c.Done()
+	}
+}

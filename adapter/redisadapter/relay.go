@@ -19,8 +19,8 @@ import (
 )
 
 // DefaultRelayKey is the prefix of the relay's channels when RelayOptions.Key is empty:
-// the Node adapter's default key.
-const DefaultRelayKey = "socket.io"
+// DefaultKey, the Node adapter's default key.
+const DefaultRelayKey = DefaultKey
 
 // relayNodeIDLen is the length of a node id: 6 random bytes in URL-safe base64. Session ids
 // of a relayed server are the node id followed by 20 characters of 120 random bits.
