@@ -135,13 +135,15 @@ type Adapter struct {
 	responseChannel string // classic: "<key>-response#<nsp>#"; sharded: "<key>#<nsp>#<uid>#"
 	specificChannel string // classic: "<key>-response#<nsp>#<uid>#"
 
-	ps     *redis.PubSub
-	out    chan outMsg
-	subOps chan subOp
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	ps        *redis.PubSub            // classic pub/sub
+	subsMu    sync.Mutex               // guards shardSubs
+	shardSubs map[string]*redis.PubSub // sharded: one per node (by address; "" for a non-cluster client)
+	out       chan outMsg
+	subOps    chan subOp
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closed    atomic.Bool
 
 	roomsMu sync.Mutex
 	rooms   map[socketio.Room]int // members on this server, for allRooms and dynamic channels
@@ -200,15 +202,25 @@ func newAdapter(nsp *socketio.Namespace, client redis.UniversalClient, o Options
 	a.channel = o.Key + "#" + name + "#"
 	if o.Sharded {
 		a.responseChannel = a.channel + a.uid + "#"
-		a.ps = client.SSubscribe(a.ctx, a.channel, a.responseChannel)
-	} else {
-		a.requestChannel = o.Key + "-request#" + name + "#"
-		a.responseChannel = o.Key + "-response#" + name + "#"
-		a.specificChannel = a.responseChannel + a.uid + "#"
-		a.ps = client.PSubscribe(a.ctx, a.channel+"*")
-		if err := a.ps.Subscribe(a.ctx, a.requestChannel, a.responseChannel, a.specificChannel); err != nil {
-			a.log.Warn("redis subscribe failed (retried on reconnection)", "err", err)
+		a.shardSubs = make(map[string]*redis.PubSub)
+		// One command per channel: two channels of different slots in one SSUBSCRIBE
+		// would be refused (CROSSSLOT) by a cluster.
+		for _, ch := range []string{a.channel, a.responseChannel} {
+			if err := a.shardSubscribe(ch, true); err != nil {
+				a.log.Warn("redis sharded subscribe failed", "channel", ch, "err", err)
+			}
 		}
+		a.wg.Add(2)
+		go a.publisher()
+		go a.subscriber()
+		return a
+	}
+	a.requestChannel = o.Key + "-request#" + name + "#"
+	a.responseChannel = o.Key + "-response#" + name + "#"
+	a.specificChannel = a.responseChannel + a.uid + "#"
+	a.ps = client.PSubscribe(a.ctx, a.channel+"*")
+	if err := a.ps.Subscribe(a.ctx, a.requestChannel, a.responseChannel, a.specificChannel); err != nil {
+		a.log.Warn("redis subscribe failed (retried on reconnection)", "err", err)
 	}
 	// Wait (bounded) for the subscriptions to be confirmed, so that what other servers
 	// publish from now on reaches this one.
@@ -217,11 +229,9 @@ func newAdapter(nsp *socketio.Namespace, client redis.UniversalClient, o Options
 		a.log.Warn("redis subscription not confirmed", "err", err)
 	}
 	cancel()
-	ch := a.ps.Channel(redis.WithChannelSize(4096), redis.WithChannelHealthCheckInterval(3*time.Second))
-	a.wg.Add(3)
-	go a.receive(ch)
+	a.wg.Add(2)
+	go a.receive(a.ps.Channel(redis.WithChannelSize(4096), redis.WithChannelHealthCheckInterval(3*time.Second)))
 	go a.publisher()
-	go a.subscriber()
 	return a
 }
 
@@ -322,17 +332,52 @@ func (a *Adapter) subscriber() {
 		case <-a.ctx.Done():
 			return
 		case op := <-a.subOps:
-			var err error
-			if op.subscribe {
-				err = a.ps.SSubscribe(a.ctx, op.channel)
-			} else {
-				err = a.ps.SUnsubscribe(a.ctx, op.channel)
-			}
+			err := a.shardSubscribe(op.channel, op.subscribe)
 			if err != nil && a.ctx.Err() == nil {
 				a.log.Warn("redis sharded subscription change failed", "channel", op.channel, "err", err)
 			}
 		}
 	}
+}
+
+// shardSubscribe subscribes to (or unsubscribes from) a sharded channel on the
+// subscription of the node that owns the channel's slot, created on first use with its
+// receiving goroutine.
+func (a *Adapter) shardSubscribe(channel string, subscribe bool) error {
+	key := ""
+	var c redis.UniversalClient = a.client
+	if cc, ok := a.client.(*redis.ClusterClient); ok {
+		node, err := cc.MasterForKey(a.ctx, channel)
+		if err != nil {
+			return err
+		}
+		key, c = node.Options().Addr, node
+	}
+	a.subsMu.Lock()
+	defer a.subsMu.Unlock()
+	if a.closed.Load() {
+		return nil
+	}
+	ps := a.shardSubs[key]
+	if !subscribe {
+		if ps == nil {
+			return nil
+		}
+		return ps.SUnsubscribe(a.ctx, channel)
+	}
+	if ps != nil {
+		return ps.SSubscribe(a.ctx, channel)
+	}
+	ps = c.SSubscribe(a.ctx, channel)
+	a.shardSubs[key] = ps
+	ctx, cancel := context.WithTimeout(a.ctx, a.opts.RequestsTimeout)
+	defer cancel()
+	if _, err := ps.Receive(ctx); err != nil { // the confirmation
+		a.log.Warn("redis sharded subscription not confirmed", "channel", channel, "err", err)
+	}
+	a.wg.Add(1)
+	go a.receive(ps.Channel(redis.WithChannelSize(4096), redis.WithChannelHealthCheckInterval(3*time.Second)))
+	return nil
 }
 
 // serverCount returns the number of servers subscribed to the namespace (this one
@@ -828,7 +873,17 @@ func (a *Adapter) Close() error {
 		return nil
 	}
 	a.cancel()
-	err := a.ps.Close()
+	var err error
+	if a.ps != nil {
+		err = a.ps.Close()
+	}
+	a.subsMu.Lock()
+	for _, ps := range a.shardSubs {
+		if e := ps.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	a.subsMu.Unlock()
 	a.wg.Wait()
 	a.dropped.Add(uint64(len(a.out)))
 	return err

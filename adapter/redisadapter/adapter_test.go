@@ -35,7 +35,12 @@ type node struct {
 // parameter (comma-separated).
 func newNode(t *testing.T, addr string, opts redisadapter.Options) *node {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1, DialTimeout: time.Second})
+	return newNodeOn(t, redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1, DialTimeout: time.Second}), opts)
+}
+
+// newNodeOn is newNode on a client of any kind (closed at the end of the test).
+func newNodeOn(t *testing.T, rdb redis.UniversalClient, opts redisadapter.Options) *node {
+	t.Helper()
 	t.Cleanup(func() { rdb.Close() })
 	opts.Logger = quiet
 	srv := socketio.NewServer(&socketio.Options{NewAdapter: redisadapter.New(rdb, &opts), Logger: quiet})
@@ -325,4 +330,81 @@ func TestRedisRestart(t *testing.T) {
 	a := dial(t, n1, "a", "r", nil)
 	_ = n1.srv.To("r").Local().Emit("local")
 	a.wait(t, 1)
+}
+
+func TestRedisCluster(t *testing.T) {
+	s := redistest.StartCluster(t)
+	for _, sharded := range []bool{false, true} {
+		t.Run(fmt.Sprint("sharded=", sharded), func(t *testing.T) {
+			opts := redisadapter.Options{Key: fmt.Sprint("cl", sharded), Sharded: sharded}
+			newClient := func() redis.UniversalClient {
+				return redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{s.Addr}, MaxRetries: 1})
+			}
+			n1, n2 := newNodeOn(t, newClient(), opts), newNodeOn(t, newClient(), opts)
+			a := dial(t, n1, "a", "r", "A")
+			b := dial(t, n2, "b", "r", "B")
+			time.Sleep(100 * time.Millisecond)
+			_ = n2.srv.To("r").Emit("x", 1)
+			a.wait(t, 1)
+			b.wait(t, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			infos, err := n1.srv.Of("/").FetchSockets(ctx)
+			if err != nil || len(infos) != 2 {
+				t.Fatalf("fetchSockets: %d %v", len(infos), err)
+			}
+			answers, err := n2.srv.Timeout(3*time.Second).EmitWithAck(ctx, "ask")
+			if err != nil || len(answers) != 2 {
+				t.Fatalf("emitWithAck: %v %v", answers, err)
+			}
+		})
+	}
+}
+
+func TestEmitter(t *testing.T) {
+	addr, n1, n2 := cluster(t, redisadapter.Options{Key: "em"})
+	a := dial(t, n1, "a", "r1", nil)
+	b := dial(t, n2, "b", "r2", nil)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	e := redisadapter.NewEmitter(rdb, &redisadapter.EmitterOptions{Key: "em"})
+	if err := e.Emit("connect"); !errors.Is(err, socketio.ErrReservedEvent) {
+		t.Fatalf("reserved: %v", err)
+	}
+	if err := e.Except("r1").Emit("x", []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.wait(t, 1); got[0] != "x[[1]]" {
+		t.Fatalf("b got %v", got)
+	}
+	_ = e.In("r2").SocketsJoin("r3")
+	time.Sleep(100 * time.Millisecond)
+	_ = e.To("r3", "r1").Emit("y")
+	a.wait(t, 1)
+	b.wait(t, 2)
+	got := make(chan string, 1)
+	n2.srv.Of("/").OnServerSideEmit("ping", func(args socketio.Args, ack socketio.AckFunc) {
+		var s string
+		_ = args.Decode(0, &s)
+		got <- s
+	})
+	_ = e.ServerSideEmit("ping", "p")
+	select {
+	case s := <-got:
+		if s != "p" {
+			t.Fatalf("server-side %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no server-side emit")
+	}
+	_ = e.Of("/other").Emit("z") // another namespace: nobody here
+	_ = e.DisconnectSockets(true)
+	deadline := time.Now().Add(5 * time.Second)
+	for a.s.Connected() || b.s.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("sockets not disconnected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.quietFor(t, 0, 1)
 }

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -73,19 +72,10 @@ const EmitterUID = "emitter"
 // packetTypeEvent is socket.io-parser's PacketType.EVENT.
 const packetTypeEvent = 2
 
-// jsUndefined is what notepack.io writes for JavaScript's undefined (fixext 1, type 0);
-// it decodes as nil.
-type jsUndefined struct{}
-
-func init() {
-	msgpack.RegisterExtDecoder(0, jsUndefined{}, func(d *msgpack.Decoder, v reflect.Value, extLen int) error {
-		return d.ReadFull(make([]byte, extLen))
-	})
-}
-
 // decodeMessage decodes a message of the Node adapters: JSON when it starts with '{', msgpack
 // otherwise. Maps decode as map[string]any, arrays as []any, msgpack bin as []byte,
-// integers as int64 or uint64 (JSON numbers as float64), undefined as nil.
+// integers as int64 or uint64 (JSON numbers as float64); notepack.io writes
+// undefined as nil and a Date as its JSON string, and so do they come.
 func decodeMessage(b []byte) (any, error) {
 	if len(b) > 0 && b[0] == '{' {
 		var v any
@@ -114,8 +104,6 @@ func normalize(v any, depth int) (any, error) {
 		return nil, errors.New("redisadapter: message nested too deeply")
 	}
 	switch x := v.(type) {
-	case jsUndefined, *jsUndefined:
-		return nil, nil
 	case int8:
 		return int64(x), nil
 	case int16:

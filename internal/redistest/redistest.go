@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -33,11 +34,12 @@ type Server struct {
 	// Addr is the server's host:port on the loopback interface.
 	Addr string
 
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been reaped
-	log  *os.File
+	dir     string
+	cluster bool // started in cluster mode, owning every slot
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has been reaped
+	log     *os.File
 }
 
 var (
@@ -65,15 +67,29 @@ func Start(t testing.TB) (addr string) {
 	return StartServer(t).Addr
 }
 
+// StartCluster starts a redis-server of its own in cluster mode that owns every hash slot:
+// a one-node Redis Cluster, for the code paths of cluster clients (go-redis ClusterClient,
+// sharded pub/sub). It ignores $REDIS_URL. Kill and Restart work on it too (a restart
+// makes a new cluster).
+func StartCluster(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, true)
+}
+
 // StartServer starts a redis-server of its own for t (whatever $REDIS_URL
 // says) and stops it, by its PID, when t ends.
 func StartServer(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, false)
+}
+
+func startServer(t testing.TB, cluster bool) *Server {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	s := &Server{dir: t.TempDir()}
+	s := &Server{dir: t.TempDir(), cluster: cluster}
 	var lastErr error
 	for range 3 { // a free port may be taken between probe and bind
 		port, err := freePort()
@@ -186,8 +202,12 @@ func (s *Server) start(bin string) error {
 		}
 		s.log = f
 	}
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir)
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}
+	if s.cluster {
+		_ = os.Remove(s.dir + "/nodes.conf") // a restart starts a new cluster
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", s.dir+"/nodes.conf")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
 	if err := cmd.Start(); err != nil {
@@ -199,6 +219,13 @@ func (s *Server) start(bin string) error {
 		_ = cmd.Process.Kill()
 		<-done
 		return fmt.Errorf("redis-server on %s: %v (log %s)", s.Addr, err, s.log.Name())
+	}
+	if s.cluster {
+		if err := makeCluster(s.Addr); err != nil {
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("redis-server on %s: %v (log %s)", s.Addr, err, s.log.Name())
+		}
 	}
 	s.done = done
 	s.cmd = cmd
@@ -294,4 +321,61 @@ func addrFromURL(raw string) (string, error) {
 		return net.JoinHostPort(u.Hostname(), "6379"), nil
 	}
 	return u.Host, nil
+}
+
+// makeCluster gives the node at addr every slot and waits until the cluster is ok.
+func makeCluster(addr string) error {
+	if _, err := command(addr, "CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(StartTimeout)
+	for time.Now().Before(deadline) {
+		info, err := command(addr, "CLUSTER", "INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("cluster not ok in time")
+}
+
+// command sends one command and returns its reply when it is a simple or bulk string.
+func command(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "+"):
+		return line[1:], nil
+	case strings.HasPrefix(line, "-"):
+		return "", errors.New(line[1:])
+	case strings.HasPrefix(line, "$"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("reply %q", line)
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return "", fmt.Errorf("reply %q", line)
 }

@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +29,17 @@ func TestStartUsesURL(t *testing.T) {
 	t.Setenv("REDIS_URL", "redis://"+s.Addr+"/0")
 	if got := Start(t); got != s.Addr {
 		t.Fatalf("Start = %q, want %q", got, s.Addr)
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	s := StartCluster(t)
+	info, err := command(s.Addr, "CLUSTER", "INFO")
+	if err != nil || !strings.Contains(info, "cluster_state:ok") {
+		t.Fatalf("%q %v", info, err)
+	}
+	Restart(t, s.Addr)
+	if info, err := command(s.Addr, "CLUSTER", "INFO"); err != nil || !strings.Contains(info, "cluster_state:ok") {
+		t.Fatalf("after restart: %q %v", info, err)
 	}
 }
