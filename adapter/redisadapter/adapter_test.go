@@ -302,34 +302,40 @@ func TestDeadNodeRequestsTimeOut(t *testing.T) {
 }
 
 func TestRedisRestart(t *testing.T) {
-	s := redistest.StartServer(t)
-	opts := redisadapter.Options{Key: "restart"}
-	n1, n2 := newNode(t, s.Addr, opts), newNode(t, s.Addr, opts)
-	b := dial(t, n2, "b", "r", nil)
-	_ = n1.srv.To("r").Emit("before")
-	b.wait(t, 1)
-	if err := s.Restart(); err != nil {
-		t.Fatal(err)
+	for name, opts := range map[string]redisadapter.Options{"pubsub": {}, "sharded": {Sharded: true}} {
+		t.Run(name, func(t *testing.T) {
+			s := redistest.StartServer(t)
+			opts.Key = "restart"
+			n1, n2 := newNode(t, s.Addr, opts), newNode(t, s.Addr, opts)
+			b := dial(t, n2, "b", "r", nil)
+			time.Sleep(100 * time.Millisecond)
+			_ = n1.srv.To("r").Emit("before")
+			b.wait(t, 1)
+			if err := s.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			// delivery (to the room's own channel, for the sharded adapter) resumes once
+			// both adapters have reconnected and resubscribed
+			deadline := time.Now().Add(15 * time.Second)
+			for i := 0; ; i++ {
+				_ = n1.srv.To("r").Emit("after", i)
+				b.mu.Lock()
+				n := len(b.events)
+				b.mu.Unlock()
+				if n >= 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no delivery after the restart")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			// local delivery never stopped
+			a := dial(t, n1, "a", "r", nil)
+			_ = n1.srv.To("r").Local().Emit("local")
+			a.wait(t, 1)
+		})
 	}
-	// delivery resumes once both adapters have reconnected and resubscribed
-	deadline := time.Now().Add(15 * time.Second)
-	for i := 0; ; i++ {
-		_ = n1.srv.To("r").Emit("after", i)
-		b.mu.Lock()
-		n := len(b.events)
-		b.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no delivery after the restart")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	// local delivery never stopped
-	a := dial(t, n1, "a", "r", nil)
-	_ = n1.srv.To("r").Local().Emit("local")
-	a.wait(t, 1)
 }
 
 func TestRedisCluster(t *testing.T) {
@@ -407,4 +413,35 @@ func TestEmitter(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	a.quietFor(t, 0, 1)
+}
+
+func TestRedisDownCountsAndKeepsLocalDelivery(t *testing.T) {
+	s := redistest.StartServer(t)
+	n1 := newNode(t, s.Addr, redisadapter.Options{Key: "down", RequestsTimeout: 300 * time.Millisecond})
+	a := dial(t, n1, "a", "r", nil)
+	ad := n1.srv.Of("/").Adapter().(*redisadapter.Adapter)
+	redistest.Kill(t, s.Addr)
+	for i := range 5 {
+		_ = n1.srv.To("r").Emit("while-down", i) // never blocks on Redis
+	}
+	a.wait(t, 5)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := ad.Stats()
+		if st.PublishFailed+st.Dropped >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// requests fail fast with what this server has
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	infos, err := n1.srv.Of("/").FetchSockets(ctx)
+	if err == nil || len(infos) != 1 {
+		t.Fatalf("fetchSockets with Redis down: %d %v", len(infos), err)
+	}
+	redistest.Restart(t, s.Addr)
 }

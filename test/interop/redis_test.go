@@ -510,3 +510,118 @@ func testMixedCluster(t *testing.T, sharded bool) {
 // goHello is "hello" as the Go client's Raw shows it: a nested binary value stays a
 // placeholder there.
 const goHello = `hello ["x",{"bin":"0102ff"},{"b":{"_placeholder":true,"num":1},"n":1.5}]`
+
+func (c *goClient) count(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, e := range c.events {
+		if strings.HasPrefix(e, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitCount waits until c got at least n events starting with prefix.
+func (c *goClient) waitCount(t *testing.T, prefix string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for c.count(prefix) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d %q events, want %d", c.count(prefix), prefix, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedisFaults: a Node server killed (SIGKILL) in the middle of broadcasts leaves the Go
+// servers serving, and their requests complete with the live servers' answers; after a
+// Redis restart, delivery across servers resumes.
+func TestRedisFaults(t *testing.T) {
+	requireRedisPeers(t)
+	rs := redistest.StartServer(t)
+	key := fmt.Sprintf("fault%d", time.Now().UnixNano())
+	opts := redisadapter.Options{Key: key, RequestsTimeout: 2 * time.Second}
+	g1, g2 := startGoRedisNode(t, 1, rs.Addr, opts), startGoRedisNode(t, 2, rs.Addr, opts)
+	nc := startNodeRedisServer(t, rs.Addr, key, false)
+	a := dialGo(t, g1.url, "a", "r")
+	b := dialGo(t, g2.url, "b", "r")
+	n := dialGo(t, nc.url, "n", "r")
+
+	// broadcasts from every server reach everyone
+	_ = g1.srv.To("r").Emit("warm")
+	for _, c := range []*goClient{a, b, n} {
+		c.waitCount(t, "warm", 1, 5*time.Second)
+	}
+
+	// tick from g1 every 5 ms; kill the Node server in the middle
+	stop := make(chan struct{})
+	ticked := make(chan int)
+	go func() {
+		i := 0
+		defer func() { ticked <- i }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				_ = g1.srv.To("r").Emit("tick", i)
+				i++
+			}
+		}
+	}()
+	b.waitCount(t, "tick", 20, 5*time.Second)
+	if err := nc.p.cmd.Process.Kill(); err != nil { // SIGKILL, by PID
+		t.Fatal(err)
+	}
+	<-nc.p.exited
+	b.waitCount(t, "tick", b.count("tick")+20, 5*time.Second)
+	close(stop)
+	sent := <-ticked
+	b.waitCount(t, "tick", sent, 5*time.Second)
+	if got := b.count("tick"); got != sent {
+		t.Errorf("b got %d ticks, %d sent", got, sent)
+	}
+
+	// requests complete with the live servers' answers, within the requests timeout
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	infos, err := g1.srv.Of("/").FetchSockets(ctx)
+	if len(infos) != 2 {
+		t.Errorf("fetchSockets after the kill: %d sockets (%v)", len(infos), err)
+	}
+	res, err := g2.srv.Of("/").ServerSideEmitWithAck(ctx, "hi", 1)
+	if len(res) != 1 {
+		t.Errorf("serverSideEmitWithAck after the kill: %d answers (%v)", len(res), err)
+	}
+	answers, err := g1.srv.Timeout(3*time.Second).EmitWithAck(ctx, "ask")
+	if len(answers) != 2 {
+		t.Errorf("emitWithAck after the kill: %d answers (%v)", len(answers), err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("requests took %v", d)
+	}
+
+	// Redis restarts: delivery resumes both ways (go-redis reconnects, the adapters
+	// resubscribe); local delivery never stopped.
+	if err := rs.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	_ = g1.srv.To("r").Local().Emit("local")
+	a.waitCount(t, "local", 1, 5*time.Second)
+	for _, dir := range []struct {
+		from *goRedisNode
+		to   *goClient
+	}{{g1, b}, {g2, a}} {
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; dir.to.count("resumed") == 0; i++ {
+			if time.Now().After(deadline) {
+				t.Fatal("no delivery across servers after the Redis restart")
+			}
+			_ = dir.from.srv.To("r").Emit("resumed", i)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
