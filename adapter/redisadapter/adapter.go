@@ -61,6 +61,9 @@ type Options struct {
 	PublishOnSpecificResponseChannel bool
 	// Sharded selects sharded pub/sub (Redis 7 SSUBSCRIBE/SPUBLISH), compatible with
 	// createShardedAdapter; the default is classic pub/sub, compatible with createAdapter.
+	// Both work on a standalone Redis and on a Redis Cluster (pass a *redis.ClusterClient
+	// to New); sharded pub/sub is what scales on a cluster. The sharded adapter has no
+	// AllRooms request and the Node emitter does not speak it.
 	Sharded bool
 	// SubscriptionMode is the sharded adapter's (default Dynamic).
 	SubscriptionMode SubscriptionMode
@@ -121,7 +124,10 @@ func New(client redis.UniversalClient, opts *Options) socketio.NewAdapterFunc {
 
 // Adapter is a socketio.ClusterAdapter over Redis pub/sub: the namespace's rooms on this
 // server (a socketio.InMemoryAdapter does the local work) plus the messages that carry
-// broadcasts and requests to the other servers, Go or Node.
+// broadcasts and requests to the other servers, Go or Node. Every method is safe for
+// concurrent use. Messages from the other servers are handled on the adapter's own
+// goroutines (one per subscribed connection); server-side events go on to the
+// namespace's handlers (socketio.Namespace.OnServerSideEmit).
 type Adapter struct {
 	nsp    *socketio.Namespace
 	local  socketio.Adapter
@@ -606,8 +612,14 @@ func (a *Adapter) BroadcastWithAckContext(ctx context.Context, p *socketio.Encod
 		delete(a.acks, reqID)
 		a.reqMu.Unlock()
 	}
-	stop := context.AfterFunc(ctx, forget)
-	time.AfterFunc(a.opts.RequestsTimeout+time.Minute, func() { stop(); forget() })
+	// The answers may come until the caller stops waiting (ctx); without a deadline, for
+	// a minute after the requests timeout at most.
+	if _, ok := ctx.Deadline(); ok {
+		context.AfterFunc(ctx, forget)
+	} else {
+		stop := context.AfterFunc(ctx, forget)
+		time.AfterFunc(a.opts.RequestsTimeout+time.Minute, func() { stop(); forget() })
+	}
 
 	timeoutMS := a.opts.RequestsTimeout.Milliseconds()
 	if dl, ok := ctx.Deadline(); ok {
@@ -687,7 +699,7 @@ func (a *Adapter) AllRooms(ctx context.Context) ([]socketio.Room, error) {
 		seen[r] = true
 	}
 	for _, ans := range answers {
-		for _, r := range roomsOf(map[string]any{"r": ans}["r"]) {
+		for _, r := range roomsOf(ans) {
 			if !seen[r] {
 				seen[r] = true
 				rooms = append(rooms, r)
@@ -1210,7 +1222,7 @@ func (a *Adapter) onAckResponse(reqID string, isCount, isAck bool, count, packet
 	}
 	switch {
 	case isCount:
-		n, _ := intOf(map[string]any{"n": count}, "n")
+		n, _ := toInt(count)
 		ap.mu.Lock()
 		ap.counts++
 		ap.total += n

@@ -342,8 +342,11 @@ func roomName(v any) (string, bool) {
 func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 
 // intOf returns m[k] as an int, and whether it is a number.
-func intOf(m map[string]any, k string) (int, bool) {
-	switch x := m[k].(type) {
+func intOf(m map[string]any, k string) (int, bool) { return toInt(m[k]) }
+
+// toInt returns a decoded number as an int, and whether v is a number.
+func toInt(v any) (int, bool) {
+	switch x := v.(type) {
 	case float64:
 		return int(x), true
 	case int64:
