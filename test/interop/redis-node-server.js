@@ -3,7 +3,8 @@
 // @socket.io/redis-emitter 5.1.0 emitter, all driven through stdin.
 //
 // usage: node redis-node-server.js '{"port":N, "redis":"redis://127.0.0.1:P", "key":K,
-//                                    "sharded":bool, "mode":"dynamic"|"static"|...}'
+//                                    "sharded":bool, "mode":"dynamic"|"static"|...,
+//                                    "specific":bool (publishOnSpecificResponseChannel)}'
 // Prints {"op":"listening","port":N} once the server listens and the adapter subscribed.
 //
 // The server: a socket joins the rooms of its "rooms" query parameter (comma-separated) and
@@ -29,6 +30,8 @@
 //       redis-emitter; prints {op:'done', cmd}.
 //   {cmd:'emitterJoin', rooms, room} / {cmd:'emitterDisconnect', rooms}   emitter's
 //       socketsJoin / disconnectSockets.
+//   {cmd:'allRooms'}           the adapter's allRooms() (classic adapter only); prints
+//       {op:'rooms', rooms} or {op:'rooms', err}.
 //   {cmd:'mark', id}           prints {op:'mark', id}.
 // Exits when stdin closes.
 'use strict';
@@ -75,7 +78,8 @@ async function main() {
   }
   const adapter = cfg.sharded
     ? createShardedAdapter(pub, sub, { channelPrefix: cfg.key, subscriptionMode: cfg.mode || 'dynamic' })
-    : createAdapter(pub, sub, { key: cfg.key, requestsTimeout: 3000 });
+    : createAdapter(pub, sub, { key: cfg.key, requestsTimeout: 3000,
+      publishOnSpecificResponseChannel: !!cfg.specific });
   const httpServer = http.createServer();
   const io = new Server(httpServer, { adapter });
   io.on('connection', (socket) => {
@@ -189,6 +193,14 @@ async function main() {
       case 'emitterDisconnect':
         sel(emitter, c).disconnectSockets();
         emit({ op: 'done', cmd: c.cmd });
+        break;
+      case 'allRooms':
+        try {
+          const rooms = await io.of('/').adapter.allRooms();
+          emit({ op: 'rooms', rooms: [...rooms] });
+        } catch (err) {
+          emit({ op: 'rooms', err: String(err) });
+        }
         break;
       case 'mark':
         emit({ op: 'mark', id: c.id });

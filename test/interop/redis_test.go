@@ -93,6 +93,7 @@ type redisEv struct {
 	Message string            `json:"message"`
 	Sockets []json.RawMessage `json:"sockets"`
 	ID      string            `json:"id"`
+	Rooms   []string          `json:"rooms"`
 }
 
 // nodeCluster drives redis-node-server.js and records what its clients receive.
@@ -105,6 +106,11 @@ type nodeCluster struct {
 }
 
 func startNodeRedisServer(t *testing.T, addr, key string, sharded bool) *nodeCluster {
+	return startNodeRedisServerWith(t, addr, map[string]any{"key": key, "sharded": sharded})
+}
+
+// startNodeRedisServerWith starts redis-node-server.js with cfg (port and redis added).
+func startNodeRedisServerWith(t *testing.T, addr string, cfg map[string]any) *nodeCluster {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -112,8 +118,9 @@ func startNodeRedisServer(t *testing.T, addr, key string, sharded bool) *nodeClu
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cfg, _ := json.Marshal(map[string]any{"port": port, "redis": "redis://" + addr, "key": key, "sharded": sharded})
-	nc := &nodeCluster{p: startNode(t, 50*time.Second, "redis-node-server.js", string(cfg)),
+	cfg["port"], cfg["redis"] = port, "redis://"+addr
+	b, _ := json.Marshal(cfg)
+	nc := &nodeCluster{p: startNode(t, 50*time.Second, "redis-node-server.js", string(b)),
 		url: fmt.Sprintf("http://127.0.0.1:%d", port), events: map[string][]string{}, discon: map[string]string{}}
 	nc.until(t, 15*time.Second, func(e redisEv) bool { return e.Op == "listening" })
 	return nc
@@ -290,23 +297,41 @@ func answersOf(t *testing.T, raw json.RawMessage) []string {
 	return out
 }
 
-func TestRedisMixedCluster(t *testing.T) {
-	requireRedisPeers(t)
-	for _, sharded := range []bool{false, true} {
-		name := "pubsub"
-		if sharded {
-			name = "sharded"
+// waitRoom waits until fetchSockets from g finds want sockets in room (remote joins and
+// leaves are not acknowledged: this is how a test knows they were applied).
+func waitRoom(t *testing.T, g *goRedisNode, room socketio.Room, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		infos, err := g.srv.Of("/").In(room).FetchSockets(ctx)
+		cancel()
+		if err == nil && len(infos) == want {
+			return
 		}
-		t.Run(name, func(t *testing.T) { testMixedCluster(t, sharded) })
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s: %d sockets (%v), want %d", room, len(infos), err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func testMixedCluster(t *testing.T, sharded bool) {
+func TestRedisMixedCluster(t *testing.T) {
+	requireRedisPeers(t)
+	for _, v := range []struct {
+		name              string
+		sharded, specific bool
+	}{{"pubsub", false, false}, {"pubsub-specific-response", false, true}, {"sharded", true, false}} {
+		t.Run(v.name, func(t *testing.T) { testMixedCluster(t, v.sharded, v.specific) })
+	}
+}
+
+func testMixedCluster(t *testing.T, sharded, specific bool) {
 	addr := redistest.Start(t)
 	key := fmt.Sprintf("mix%d", time.Now().UnixNano())
-	opts := redisadapter.Options{Key: key, Sharded: sharded, RequestsTimeout: 3 * time.Second}
+	opts := redisadapter.Options{Key: key, Sharded: sharded, PublishOnSpecificResponseChannel: specific, RequestsTimeout: 3 * time.Second}
 	g1, g2 := startGoRedisNode(t, 1, addr, opts), startGoRedisNode(t, 2, addr, opts)
-	nc := startNodeRedisServer(t, addr, key, sharded)
+	nc := startNodeRedisServerWith(t, addr, map[string]any{"key": key, "sharded": sharded, "specific": specific})
 
 	// Node clients: c1 on go1 (r1), c2 on go2 (r1, r2), c3 on node (r1), c4 on node (r2);
 	// a Go client gc on node (r1).
@@ -389,20 +414,55 @@ func testMixedCluster(t *testing.T, sharded bool) {
 	t.Run("remoteJoinLeave", func(t *testing.T) {
 		// Node makes r2 join r5; a Go node broadcasts to r5
 		nc.call(t, map[string]any{"cmd": "join", "rooms": []string{"r2"}, "room": "r5"}, "done")
-		time.Sleep(300 * time.Millisecond)
+		waitRoom(t, g1, "r5", 2)
 		_ = g1.srv.To("r5").Emit("r5")
 		nc.expect(t, map[string][]string{"c2": {"r5 []"}, "c4": {"r5 []"}})
 		// a Go node makes r1 join r6 and c2 leave r5; Node broadcasts to r5 and r6
 		g2.srv.Of("/").In("r1").SocketsJoin("r6")
 		g2.srv.Of("/").In("c2room-none").SocketsLeave("r5") // matches nobody
 		g1.srv.Of("/").In("r2").Except("r1").SocketsLeave("r5")
-		time.Sleep(300 * time.Millisecond)
+		waitRoom(t, g2, "r6", 4)
+		waitRoom(t, g2, "r5", 1)
+		time.Sleep(100 * time.Millisecond) // the sharded adapters' dynamic subscriptions to r6
 		nc.call(t, map[string]any{"cmd": "broadcast", "rooms": []string{"r5", "r6"}, "event": "r56"}, "done")
 		nc.expect(t, map[string][]string{"c1": {"r56 []"}, "c2": {"r56 []"}, "c3": {"r56 []"}})
 		gc.take(t, []string{"r56 []"})
 	})
 
+	if !sharded {
+		t.Run("allRooms", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			rooms, err := g1.srv.Of("/").Adapter().(*redisadapter.Adapter).AllRooms(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []socketio.Room{"r1", "r2", "r5", "r6"} {
+				if !slices.Contains(rooms, r) {
+					t.Errorf("Go allRooms lacks %s: %v", r, rooms)
+				}
+			}
+			e := nc.call(t, map[string]any{"cmd": "allRooms"}, "rooms")
+			if e.Err != "" {
+				t.Fatal(e.Err)
+			}
+			for _, r := range []string{"r1", "r2", "r5", "r6"} {
+				if !slices.Contains(e.Rooms, r) {
+					t.Errorf("Node allRooms lacks %s: %v", r, e.Rooms)
+				}
+			}
+		})
+	}
+
 	t.Run("serverSideEmit", func(t *testing.T) {
+		// without ack, Go to Node (and the other Go server)
+		if err := g2.srv.Of("/").ServerSideEmit("hi", "plain", []byte{4}); err != nil {
+			t.Fatal(err)
+		}
+		e := nc.until(t, 5*time.Second, func(e redisEv) bool { return e.Op == "sse" })
+		if string(e.Args) != `["plain",{"bin":"04"}]` {
+			t.Errorf("Node got server-side emit %s", e.Args)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		res, err := g1.srv.Of("/").ServerSideEmitWithAck(ctx, "hi", 5)
@@ -419,7 +479,7 @@ func testMixedCluster(t *testing.T, sharded bool) {
 		if fmt.Sprint(got) != "[go2:5 node:5]" {
 			t.Errorf("Go serverSideEmitWithAck: %v", got)
 		}
-		e := nc.call(t, map[string]any{"cmd": "sse", "event": "hi", "args": []any{"x"}}, "sse-ack")
+		e = nc.call(t, map[string]any{"cmd": "sse", "event": "hi", "args": []any{"x"}}, "sse-ack")
 		if e.Err != "" {
 			t.Fatal(e.Err)
 		}
@@ -477,7 +537,7 @@ func testMixedCluster(t *testing.T, sharded bool) {
 			if err := e.In("r2").SocketsJoin("r7"); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond)
+			waitRoom(t, g1, "r7", 2)
 			_ = e.To("r7").Emit("r7")
 			nc.expect(t, map[string][]string{"c2": {"r7 []"}, "c4": {"r7 []"}})
 		})
