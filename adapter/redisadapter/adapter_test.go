@@ -194,6 +194,12 @@ func TestBroadcastAcrossNodes(t *testing.T) {
 			if got := a.wait(t, 3); got[1] != "two[]" || got[2] != "three[3]" {
 				t.Fatalf("a got %v", got)
 			}
+			// to a socket's own room on another node (the sharded adapter's dynamic mode
+			// keeps those on the namespace channel, as socket ids have 20 characters)
+			_ = n1.srv.To(socketio.Room(c.s.ID())).Emit("direct")
+			if got := c.wait(t, 2); got[1] != "direct[]" {
+				t.Fatalf("c got %v", got)
+			}
 		})
 	}
 }
