@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,11 +42,14 @@ func (s *Session) poll(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-wake:
 		case <-r.Context().Done():
-			s.mu.Lock()
-			s.pollWake = nil
-			s.mu.Unlock()
-			s.closeNow(ReasonTransportError, errPollAbandoned)
-			return
+			if !errors.Is(context.Cause(r.Context()), ErrPollReleased) {
+				s.mu.Lock()
+				s.pollWake = nil
+				s.mu.Unlock()
+				s.closeNow(ReasonTransportError, errPollAbandoned)
+				return
+			}
+			// A relayed poll released: answered now, with a noop when nothing is queued.
 		}
 		s.mu.Lock()
 		s.pollWake = nil

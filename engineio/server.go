@@ -116,6 +116,12 @@ type Server struct {
 	// refused requests, for metrics; see Observer. nil costs nothing.
 	Observer Observer
 
+	// Relay, when set, answers the long-polling requests for sessions this server does not
+	// have, relaying them to the server of the cluster that has them, and names the
+	// sessions this server opens; see SessionRelay. nil: such requests get 400 with
+	// ErrorSessionIDUnknown, and clients need a sticky load balancer.
+	Relay SessionRelay
+
 	// OnConnection is called with each new session, after its handshake is accepted and
 	// before the client receives the open packet, so that no message can arrive before it
 	// returns: set Session.OnMessage and Session.OnClose here. It runs on the goroutine of
@@ -191,7 +197,8 @@ func orDefault[T comparable](v, def T) T {
 
 // ServeHTTP answers Engine.IO requests: handshakes, polls, posts and WebSocket upgrades.
 // Refused requests get the protocol's error JSON ({"code":N,"message":"..."}) with HTTP 400
-// (403 for ErrorForbidden); requests after Shutdown get 503.
+// (403 for ErrorForbidden); requests after Shutdown get 503. With a Relay, polling requests
+// for sessions of other servers are relayed to them.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	srv.init()
 	if !strings.HasPrefix(r.URL.Path, srv.cfg.path) && r.URL.Path+"/" != srv.cfg.path {
@@ -220,6 +227,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := srv.session(sid)
 	if s == nil {
+		if srv.Relay != nil {
+			srv.relay(w, r, sid, transport)
+			return
+		}
 		srv.refuse(w, r, ErrorSessionIDUnknown, "")
 		return
 	}
@@ -280,7 +291,13 @@ func (srv *Server) handshake(w http.ResponseWriter, r *http.Request, transport s
 		http.Error(w, "engineio: server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	id := newSessionID()
+	id := ""
+	if srv.Relay != nil {
+		id = srv.Relay.NewSessionID()
+	}
+	if id == "" {
+		id = newSessionID()
+	}
 	if srv.Cookie != nil {
 		c := *srv.Cookie
 		c.Value = id

@@ -150,7 +150,12 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 			return nil, err
 		}
 		ids = append(ids, sent{nsp, id})
-		expected += nsp.adapter.BroadcastWithAck(p, id, b.opts, onAck)
+		if ca, ok := nsp.adapter.(ClusterAdapter); ok && !b.opts.Local {
+			n, _ := ca.BroadcastWithAckContext(ctx, p, id, b.opts, onAck) // a server that did not report counts as none
+			expected += n
+		} else {
+			expected += nsp.adapter.BroadcastWithAck(p, id, b.opts, onAck)
+		}
 	}
 	for {
 		mu.Lock()
@@ -184,15 +189,16 @@ func (b *BroadcastOperator) EmitWithAck(ctx context.Context, event string, args 
 	return slices.Clone(answers), nil
 }
 
-// FetchSockets describes the selected sockets.
+// FetchSockets describes the selected sockets. With a cluster adapter, when some server
+// does not answer in time, it returns the sockets of those that did with the error.
 func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]SocketInfo, error) {
 	var all []SocketInfo
 	for _, nsp := range b.nsp.targets() {
 		infos, err := nsp.adapter.FetchSockets(ctx, b.opts)
+		all = append(all, infos...) // with a cluster adapter, what answered in time
 		if err != nil {
 			return all, err
 		}
-		all = append(all, infos...)
 	}
 	return all, nil
 }

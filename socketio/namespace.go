@@ -40,6 +40,8 @@ type Namespace struct {
 	handlers   []func(*Socket)
 	sockets    map[string]*Socket
 	children   []*Namespace // of a parent namespace
+
+	serverSide serverSide // handlers of events from other servers (cluster.go)
 }
 
 func newNamespace(srv *Server, name string, parent *Namespace) *Namespace {

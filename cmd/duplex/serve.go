@@ -36,6 +36,7 @@ type serveConfig struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	cluster         clusterConfig // --redis, --redis-key, --relay
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -56,7 +57,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long connections get to close before they are cut")
+	c.cluster.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.cluster.check(c.fixture); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -136,6 +141,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.compress {
 		upgrader.Compression = &ws.CompressionOptions{}
 	}
+	cl, err := c.cluster.connect(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer cl.close()
 	var engine *engineio.Server // the Engine.IO fixture, with --fixture
 	var sio *socketio.Server
 	if c.fixture {
@@ -149,9 +159,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				MaxHTTPBufferSize: c.eo.MaxPayload,
 				Logger:            logger,
 			},
-			Logger:   logger,
-			Observer: broadcastObserver{m},
+			Logger:     logger,
+			Observer:   broadcastObserver{m},
+			NewAdapter: cl.newAdapter(),
 		})
+	}
+	if err := cl.relay(ctx, sio.Engine(), logger); err != nil {
+		return err
 	}
 	sio.Engine().Path = c.path
 	engines := []*engineio.Server{sio.Engine()}
@@ -195,7 +209,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv.Protocols.SetHTTP1(true)
 	printURLs(stdout, ln.Addr(), tlsConfig != nil, c, sio, engine)
-	logger.Info("duplex serve listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "socketio", c.path, "adapter", "memory", "fixture", c.fixture)
+	cl.print(stdout)
+	logger.Info("duplex serve listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil, "socketio", c.path, "adapter", cl.adapterName(), "fixture", c.fixture)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -218,7 +233,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// still answers (503 to new sessions and on /healthz): they answer the pending long
 	// polls, which http.Server.Shutdown would otherwise wait for, and send close frames to
 	// the WebSockets, which it does not track.
-	shutdowns := []func(context.Context) error{sio.Shutdown, upgrader.Shutdown}
+	// With --redis, the polls relayed through this node to the sessions of other nodes are
+	// released at once (their owners answer them now), so that those sessions live on.
+	shutdowns := []func(context.Context) error{sio.Shutdown, upgrader.Shutdown, cl.drain}
 	if engine != nil {
 		shutdowns = append(shutdowns, engine.Shutdown)
 	}
