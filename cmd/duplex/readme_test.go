@@ -69,7 +69,12 @@ var readmeCommands = map[string]string{
 	`printf 'emit echo "hi" {"n":1}\nemit join room1\nemit join "room1"\n' | go run ./cmd/duplex dial --sio --ack --timestamps=false http://127.0.0.1:3000 2>&1`: "TestREADMEDialAndBenchCommandLinesRun",
 	"go run ./cmd/duplex bench --mode ws-echo --connections 10 --in-flight 4 --duration 1s ws://127.0.0.1:3000/echo":                                             "TestREADMEDialAndBenchCommandLinesRun",
 	"go run ./cmd/duplex bench --mode sio-broadcast --connections 10 --rate 1000 --duration 1s --json http://127.0.0.1:3000":                                     "TestREADMEDialAndBenchCommandLinesRun",
-	"go run ./cmd/duplex trace --timestamps=false --listen 127.0.0.1:8080 --upstream ws://127.0.0.1:3000":                                                        "TestREADMETraceShowsTheFramesItRelays",
+	"redis-server --port 6379 --save ''":                                                                                        "TestREADMEScaleOutCommandLinesRun",
+	"go run ./cmd/duplex serve --addr 127.0.0.1:3001 --redis redis://127.0.0.1:6379":                                            "TestREADMEScaleOutCommandLinesRun",
+	"go run ./cmd/duplex serve --addr 127.0.0.1:3002 --redis redis://127.0.0.1:6379":                                            "TestREADMEScaleOutCommandLinesRun",
+	`printf 'emit join "room1"\n' | go run ./cmd/duplex dial --sio --ack --wait 3s --timestamps=false http://127.0.0.1:3002`:    "TestREADMEScaleOutCommandLinesRun",
+	`printf 'emit broadcast "room1" "hello"\n' | go run ./cmd/duplex dial --sio --ack --timestamps=false http://127.0.0.1:3001`: "TestREADMEScaleOutCommandLinesRun",
+	"go run ./cmd/duplex trace --timestamps=false --listen 127.0.0.1:8080 --upstream ws://127.0.0.1:3000":                       "TestREADMETraceShowsTheFramesItRelays",
 }
 
 // Every command line of README.md ("$ " lines and the lines of its sh blocks) is one that a
