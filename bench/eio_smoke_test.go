@@ -21,7 +21,9 @@ var eioTransports = []string{load.EIOWebSocket, load.EIOPolling}
 func startEIO(t *testing.T, ping time.Duration) (string, *eioecho.Server) {
 	t.Helper()
 	ln := listenLoopback(t)
-	srv := eioecho.Start(ln, ping, ping)
+	// A pong timeout of ten intervals: the pings still come often, but a loaded machine
+	// (the suite runs beside other tests) does not time a session out.
+	srv := eioecho.Start(ln, ping, 10*ping)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), srv
 }
