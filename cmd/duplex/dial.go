@@ -234,6 +234,33 @@ func readLines(stdin io.Reader, out chan<- stdinLine, done <-chan struct{}) {
 	}
 }
 
+// watchStdin reads stdin's lines on a goroutine of its own (see readLines). stop ends that
+// goroutine: it interrupts a read in progress when stdin allows it (see interruptRead) and
+// then waits at most a second for the goroutine; a read that cannot be interrupted ends
+// the goroutine when it returns.
+func watchStdin(stdin io.Reader) (lines chan stdinLine, stop func()) {
+	lines = make(chan stdinLine)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		readLines(stdin, lines, done)
+	}()
+	return lines, func() {
+		close(done)
+		select {
+		case <-exited:
+		default:
+			if interruptRead(stdin) {
+				select {
+				case <-exited:
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}
+}
+
 // interruptRead makes a read blocked on r return, when r allows it: by a read deadline in the
 // past (pollable files, network connections) or else by closing it. It reports whether it
 // could.
@@ -343,26 +370,8 @@ func (s *session) run(ctx context.Context, stdin io.Reader) int {
 		go func() { s.keepAliveDone <- s.c.KeepAlive(kaCtx, s.cfg.ping, s.cfg.ping) }()
 	}
 
-	lines := make(chan stdinLine)
-	stdinDone := make(chan struct{})
-	stdinExited := make(chan struct{})
-	go func() {
-		defer close(stdinExited)
-		readLines(stdin, lines, stdinDone)
-	}()
-	defer func() {
-		close(stdinDone)
-		select {
-		case <-stdinExited:
-		default:
-			if interruptRead(stdin) {
-				select {
-				case <-stdinExited:
-				case <-time.After(time.Second):
-				}
-			}
-		}
-	}()
+	lines, stopStdin := watchStdin(stdin)
+	defer stopStdin()
 
 	var waitTimer <-chan time.Time
 	for {

@@ -354,26 +354,8 @@ func describeConnectError(err error) string {
 // run relays stdin's commands until stdin ends, the session ends or ctx is done, then
 // disconnects. It returns the exit status.
 func (s *sioSession) run(ctx context.Context, stdin io.Reader) int {
-	lines := make(chan stdinLine)
-	stdinDone := make(chan struct{})
-	stdinExited := make(chan struct{})
-	go func() {
-		defer close(stdinExited)
-		readLines(stdin, lines, stdinDone)
-	}()
-	defer func() {
-		close(stdinDone)
-		select {
-		case <-stdinExited:
-		default:
-			if interruptRead(stdin) {
-				select {
-				case <-stdinExited:
-				case <-time.After(time.Second):
-				}
-			}
-		}
-	}()
+	lines, stopStdin := watchStdin(stdin)
+	defer stopStdin()
 
 	var waitTimer <-chan time.Time
 	for {
