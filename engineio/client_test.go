@@ -213,16 +213,7 @@ func TestClientAnswersPingsAndDetectsASilentServer(t *testing.T) {
 	}
 
 	// A server that opens the session and then says nothing.
-	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := (&ws.Upgrader{}).Upgrade(w, r)
-		if err != nil {
-			return
-		}
-		hs := Handshake{SID: "silent", PingInterval: 30, PingTimeout: 30, MaxPayload: 1000}
-		_ = conn.WriteMessage(context.Background(), ws.MessageText, AppendPacket(nil, hs.Packet()))
-		_, _, _ = conn.ReadMessage(context.Background())
-		conn.CloseNow()
-	}))
+	silent := scriptedServer(Handshake{SID: "silent", PingInterval: 30, PingTimeout: 30, MaxPayload: 1000})
 	defer silent.Close()
 	c := dialTest(t, silent.URL, ClientOptions{Transports: []string{TransportWebSocket}})
 	if e := c.waitClose(); e.reason != ReasonPingTimeout {
@@ -306,17 +297,7 @@ func TestDialTriesTheNextTransport(t *testing.T) {
 }
 
 func TestClientClosesOnAMalformedPacket(t *testing.T) {
-	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := (&ws.Upgrader{}).Upgrade(w, r)
-		if err != nil {
-			return
-		}
-		hs := Handshake{SID: "bad", PingInterval: 25000, PingTimeout: 20000, MaxPayload: 1000}
-		_ = conn.WriteMessage(context.Background(), ws.MessageText, AppendPacket(nil, hs.Packet()))
-		_ = conn.WriteMessage(context.Background(), ws.MessageText, []byte("9what"))
-		_, _, _ = conn.ReadMessage(context.Background())
-		conn.CloseNow()
-	}))
+	bad := scriptedServer(Handshake{SID: "bad", PingInterval: 25000, PingTimeout: 20000, MaxPayload: 1000}, "9what")
 	defer bad.Close()
 	c := dialTest(t, bad.URL, ClientOptions{Transports: []string{TransportWebSocket}})
 	if e := c.waitClose(); e.reason != ReasonParseError {
@@ -391,4 +372,21 @@ func TestClientSendsTheJarsCookiesWithTheUpgrade(t *testing.T) {
 	if got := <-upgradeCookies; got != "io="+c.ID() {
 		t.Fatalf("the upgrade carried cookies %q, want io=%s", got, c.ID())
 	}
+}
+
+// scriptedServer is a WebSocket-only Engine.IO server that opens a session with hs, sends
+// the messages given, then says nothing until the client leaves.
+func scriptedServer(hs Handshake, messages ...string) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&ws.Upgrader{}).Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		_ = conn.WriteMessage(context.Background(), ws.MessageText, AppendPacket(nil, hs.Packet()))
+		for _, m := range messages {
+			_ = conn.WriteMessage(context.Background(), ws.MessageText, []byte(m))
+		}
+		_, _, _ = conn.ReadMessage(context.Background())
+	}))
 }
