@@ -505,3 +505,91 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A server that is subscribed to the namespace but never reports its client count holds a
+// broadcast with acks no longer than the caller's context, not RequestTimeout (2s here).
+func TestStreamsBroadcastWithAckWaitsWithinTheCallersContext(t *testing.T) {
+	c := newStreamsCluster(t, 1, nil)
+	dialStreams(t, c.nodes[0].ts.URL)
+	recvSocket(t, c.nodes[0].sockets)
+	silent := c.rdb.Subscribe(context.Background(), "socket.io#/#")
+	t.Cleanup(func() { _ = silent.Close() })
+	if _, err := silent.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	acks, err := c.nodes[0].srv.Of("/").EmitWithAck(ctx, "ask")
+	if elapsed := time.Since(start); elapsed > 1500*time.Millisecond {
+		t.Fatalf("EmitWithAck took %v (its context had 300ms)", elapsed)
+	}
+	if err != nil || len(acks) != 1 {
+		t.Fatalf("acks %v %v (the local client answered)", acks, err)
+	}
+
+	ad := c.nodes[0].srv.Of("/").Adapter().(*StreamsAdapter)
+	p, id, err := c.nodes[0].srv.Of("/").EncodeBroadcastWithAck("ask", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan struct{}, 1)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	n, err := ad.BroadcastWithAckContext(ctx2, p, id, socketio.BroadcastOptions{}, func(socketio.Args, error) { answered <- struct{}{} })
+	if elapsed := time.Since(start); elapsed > 1500*time.Millisecond || n != 1 || err == nil || !strings.Contains(err.Error(), "0 of 1 servers") {
+		t.Fatalf("BroadcastWithAckContext: %d, %v after %v", n, err, elapsed)
+	}
+	select {
+	case <-answered:
+	case <-time.After(streamsWait):
+		t.Fatal("no answer from the local client")
+	}
+}
+
+// A broadcast with acks from another server gets an ack id of the receiving namespace: an
+// ack its socket already waits for (same id on the sending server) is not replaced.
+func TestStreamsBroadcastWithAckKeepsTheReceiversPendingAcks(t *testing.T) {
+	c := newStreamsCluster(t, 2, nil)
+	dialStreams(t, c.nodes[0].ts.URL)
+	recvSocket(t, c.nodes[0].sockets)
+	b := dialStreams(t, c.nodes[1].ts.URL)
+	sb := recvSocket(t, c.nodes[1].sockets)
+	held := make(chan socketio.AckFunc, 1)
+	b.s.On("hold", func(_ socketio.Args, ack socketio.AckFunc) { held <- ack })
+
+	// Node 1's first ack id goes to "hold", node 0's first to "ask": both are 0.
+	ctx, cancel := context.WithTimeout(context.Background(), streamsWait)
+	defer cancel()
+	holdDone := make(chan error, 1)
+	go func() {
+		args, err := sb.EmitWithAck(ctx, "hold")
+		var s string
+		if err == nil {
+			err = args.Decode(0, &s)
+		}
+		if err == nil && s != "released" {
+			err = fmt.Errorf("hold answered %q", s)
+		}
+		holdDone <- err
+	}()
+	var release socketio.AckFunc
+	select {
+	case release = <-held:
+	case <-time.After(streamsWait):
+		t.Fatal("hold did not reach the client")
+	}
+	acks, err := c.nodes[0].srv.Of("/").EmitWithAck(ctx, "ask")
+	if err != nil || len(acks) != 2 {
+		t.Fatalf("acks %v %v", acks, err)
+	}
+	must(t, release("released"))
+	select {
+	case err := <-holdDone:
+		must(t, err)
+	case <-time.After(streamsWait):
+		t.Fatal("the pending ack of hold was lost")
+	}
+}

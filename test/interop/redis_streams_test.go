@@ -371,3 +371,105 @@ func streamIDBefore(a, b string) bool {
 	}
 	return at < bt || at == bt && as < bs
 }
+
+// askClient connects a Go client to url that answers "ask" with "answer from " + who.
+func askClient(t *testing.T, url, who string) {
+	t.Helper()
+	mgr := socketio.NewManager(url, &socketio.ManagerOptions{Logger: streamsQuiet})
+	t.Cleanup(mgr.Close)
+	s := mgr.Socket("/", nil)
+	s.On("ask", func(_ socketio.Args, ack socketio.AckFunc) {
+		if ack != nil {
+			_ = ack("answer from " + who)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), streamsWait)
+	defer cancel()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Server-side events and broadcasts with acks between a Go and a Node server on the
+// streams adapters: the Go server's handlers are Namespace.OnServerSideEmit's.
+func TestRedisStreamsMixedClusterAcksAndServerSideEvents(t *testing.T) {
+	m := startStreamsMixed(t)
+	got := make(chan string, 4)
+	m.goSrv.Of("/").OnServerSideEmit("hello", func(args socketio.Args, ack socketio.AckFunc) {
+		var s string
+		_ = args.Decode(0, &s)
+		got <- s
+		if ack != nil {
+			_ = ack("go got " + s)
+		}
+	})
+	gotOnGo := func(want string) {
+		t.Helper()
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("the Go server's handler got %q, want %q", s, want)
+			}
+		case <-time.After(streamsWait):
+			t.Fatalf("the Go server's handler did not get %q", want)
+		}
+	}
+	nodeResult := func(op string) event {
+		t.Helper()
+		ev := m.node.waitFor(t, streamsWait, func(e event) bool { return e.Op == op || e.Op == "ackerr" })
+		if ev.Op == "ackerr" {
+			t.Fatalf("node: %s", ev.Message)
+		}
+		return ev
+	}
+
+	// Node to Go, without and with an answer.
+	m.nodeSent(t, "sse", "", "hello", "plain")
+	gotOnGo("plain")
+	m.nodeSent(t, "sseack", "", "hello", "asked")
+	gotOnGo("asked")
+	if ev := nodeResult("sseack"); ev.Data != `["go got asked"]` {
+		t.Fatalf("the Node server's answers %s", ev.Data)
+	}
+
+	// Go to Node.
+	ctx, cancel := context.WithTimeout(context.Background(), streamsWait)
+	defer cancel()
+	if err := m.goSrv.Of("/").ServerSideEmit("hello", "from go"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nodeResult("sse"); ev.Data != "from go" {
+		t.Fatalf("the Node server got %q", ev.Data)
+	}
+	answers, err := m.goSrv.Of("/").ServerSideEmitWithAck(ctx, "hello", "asked by go")
+	var answer string
+	if err == nil && len(answers) == 1 {
+		err = answers[0].Decode(0, &answer)
+	}
+	if err != nil || answer != "node got asked by go" {
+		t.Fatalf("the Go server's answers %v %q %v", answers, answer, err)
+	}
+	if ev := nodeResult("sse"); ev.Data != "asked by go" {
+		t.Fatalf("the Node server got %q", ev.Data)
+	}
+
+	// Broadcasts with acks reach the clients of both servers, from either.
+	askClient(t, m.goURL, "go")
+	askClient(t, m.nodeURL, "node")
+	m.node.waitFor(t, streamsWait, func(e event) bool { return e.Op == "connect" })
+	acks, err := m.goSrv.Of("/").EmitWithAck(ctx, "ask")
+	var from []string
+	for _, a := range acks {
+		var s string
+		_ = a.Decode(0, &s)
+		from = append(from, s)
+	}
+	slices.Sort(from)
+	if err != nil || !slices.Equal(from, []string{"answer from go", "answer from node"}) {
+		t.Fatalf("the Go server's acks %q %v", from, err)
+	}
+	m.nodeSent(t, "ack", "", "ask", 0)
+	if ev := nodeResult("acks"); ev.Data != `["answer from go","answer from node"]` {
+		t.Fatalf("the Node server's acks %s", ev.Data)
+	}
+}
