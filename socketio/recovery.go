@@ -42,6 +42,18 @@ type PersistedSession struct {
 	Data any
 }
 
+// Recovery returns the server's connection-state recovery options (Options.
+// ConnectionStateRecovery, with MaxDisconnectionDuration defaulted), nil when recovery is
+// off. The result is a copy. Adapters that keep sessions and missed events elsewhere than
+// in memory (adapter/redisadapter's streams adapter) read it.
+func (nsp *Namespace) Recovery() *RecoveryOptions {
+	if nsp.srv.recovery == nil {
+		return nil
+	}
+	r := *nsp.srv.recovery
+	return &r
+}
+
 // recoverable reports whether a socket that disconnected for reason may be recovered: not
 // when either side asked for the disconnection.
 func recoverable(reason string) bool {

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -168,5 +169,23 @@ func TestRecoveryIsRefusedWhenItCannotApply(t *testing.T) {
 				t.Fatal("Recovered() is true")
 			}
 		})
+	}
+}
+
+func TestNamespaceRecoveryReportsTheServerOption(t *testing.T) {
+	off := NewServer(nil)
+	defer func() { _ = off.Shutdown(context.Background()) }()
+	if r := off.Of("/").Recovery(); r != nil {
+		t.Fatalf("recovery off: got %+v", r)
+	}
+	on := NewServer(&Options{ConnectionStateRecovery: &RecoveryOptions{RunMiddlewares: true}})
+	defer func() { _ = on.Shutdown(context.Background()) }()
+	r := on.Of("/chat").Recovery()
+	if r == nil || r.MaxDisconnectionDuration != DefaultMaxDisconnectionDuration || !r.RunMiddlewares {
+		t.Fatalf("recovery on: got %+v", r)
+	}
+	r.MaxDisconnectionDuration = time.Second // a copy: the server's is unchanged
+	if got := on.Of("/chat").Recovery().MaxDisconnectionDuration; got != DefaultMaxDisconnectionDuration {
+		t.Fatalf("the server's option changed to %v", got)
 	}
 }

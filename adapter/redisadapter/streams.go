@@ -43,16 +43,9 @@ type StreamsOptions struct {
 	// values (which then become Node Buffer objects {"type":"Buffer","data":[...]}).
 	OnlyPlaintext bool
 	// RequestTimeout bounds FetchSockets, ServerSideEmitWithAck and the wait for the other
-	// servers' socket counts in BroadcastWithAck (default 5s).
+	// servers' socket counts in a broadcast with acks, within the caller's context
+	// (default 5s).
 	RequestTimeout time.Duration
-	// Recovery must be the server's Options.ConnectionStateRecovery (nil when off): the
-	// adapter persists sessions for its MaxDisconnectionDuration and adds the recovery
-	// offset to the events it delivers for other servers.
-	Recovery *socketio.RecoveryOptions
-	// OnServerSideEmit receives the events other servers send with ServerSideEmit on a
-	// namespace; ack is nil unless the sender waits for an answer (only the first call of
-	// ack counts). nil: such events are dropped.
-	OnServerSideEmit func(nsp *socketio.Namespace, event string, args socketio.Args, ack func(answer any))
 	// Logger receives the adapter's errors (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -101,11 +94,16 @@ func (o *StreamsOptions) withDefaults() StreamsOptions {
 // entries after its start, and after a Redis failure it reconnects (with backoff) and
 // goes on from the last entry it read, so nothing appended meanwhile is lost. Requests
 // that wait for answers (broadcasts with acks, fetchSockets, serverSideEmit) and the
-// answers go through pub/sub, as in the Node package.
+// answers go through pub/sub, as in the Node package. The adapters implement
+// socketio.ClusterAdapter: EmitWithAck waits for the other servers' counts within its own
+// context, and the events other servers send with ServerSideEmit(WithAck) reach the
+// namespace's socketio.Namespace.OnServerSideEmit handlers.
 //
-// With connection-state recovery (StreamsOptions.Recovery), the recovery offset of an
-// event is the id of its stream entry and sessions are kept in Redis (SET with PX), so a
-// client may come back on any server of the cluster and get the events it missed.
+// With the server's connection-state recovery on (socketio.Options.ConnectionStateRecovery,
+// read through socketio.Namespace.Recovery), the recovery offset of an event is the id of
+// its stream entry and sessions are kept in Redis (SET with PX MaxDisconnectionDuration),
+// so a client may come back on any server of the cluster, Go or Node, and get the events
+// it missed.
 //
 // rdb is used for commands; the adapter opens its own connections (from rdb's options) for
 // the stream readers and the subscriptions when rdb is a *redis.Client or a
@@ -143,6 +141,7 @@ func (h *streamsHub) newAdapter(nsp *socketio.Namespace) socketio.Adapter {
 		InMemoryAdapter: local,
 		hub:             h,
 		nsp:             nsp,
+		recovery:        nsp.Recovery(),
 		uid:             randomHex(8),
 		stream:          h.streamName(nsp.Name()),
 		requests:        make(map[string]*streamsRequest),

@@ -18,12 +18,13 @@ import (
 type StreamsAdapter struct {
 	*socketio.InMemoryAdapter
 
-	hub     *streamsHub
-	nsp     *socketio.Namespace
-	uid     string // this server's id in the cluster (ClusterAdapter.uid)
-	stream  string
-	public  string // the namespace's channel: ephemeral requests
-	private string // this adapter's channel: the answers to its requests
+	hub      *streamsHub
+	nsp      *socketio.Namespace
+	recovery *socketio.RecoveryOptions // the server's; nil when recovery is off
+	uid      string                    // this server's id in the cluster (ClusterAdapter.uid)
+	stream   string
+	public   string // the namespace's channel: ephemeral requests
+	private  string // this adapter's channel: the answers to its requests
 
 	mu          sync.Mutex
 	requests    map[string]*streamsRequest
@@ -42,8 +43,12 @@ type streamsRequest struct {
 
 // streamsAckRequest routes the answers to a broadcast with acks.
 type streamsAckRequest struct {
-	onAck  func(socketio.Args, error)
-	counts chan int
+	onAck func(socketio.Args, error)
+
+	mu      sync.Mutex
+	servers int           // the servers that reported their client count
+	clients int           // the sum of their counts
+	counted chan struct{} // signalled (without blocking) at each count
 }
 
 // UID returns the id this server's adapter uses in the cluster messages of its namespace.
@@ -56,7 +61,7 @@ func (a *StreamsAdapter) ctx() (context.Context, context.CancelFunc) {
 }
 
 // xadd appends a message to the namespace's stream and returns the entry id.
-func (a *StreamsAdapter) xadd(typ int, data map[string]any) (string, error) {
+func (a *StreamsAdapter) xadd(typ int, data object) (string, error) {
 	enc, err := streamsEncodeData(data, a.opts().OnlyPlaintext)
 	if err != nil {
 		return "", err
@@ -73,19 +78,19 @@ func (a *StreamsAdapter) xadd(typ int, data map[string]any) (string, error) {
 }
 
 // publish sends an ephemeral request to every server of the namespace.
-func (a *StreamsAdapter) publish(typ int, data map[string]any) error {
+func (a *StreamsAdapter) publish(typ int, data object) error {
 	return a.publishTo(a.public, typ, data)
 }
 
 // publishResponse answers a request of the server with uid to.
-func (a *StreamsAdapter) publishResponse(to string, typ int, data map[string]any) {
+func (a *StreamsAdapter) publishResponse(to string, typ int, data object) {
 	ch := a.opts().ChannelPrefix + "#" + a.nsp.Name() + "#" + to + "#"
 	if err := a.publishTo(ch, typ, data); err != nil {
 		a.opts().Logger.Warn("redisadapter: publishing a response", "namespace", a.nsp.Name(), "err", err)
 	}
 }
 
-func (a *StreamsAdapter) publishTo(channel string, typ int, data map[string]any) error {
+func (a *StreamsAdapter) publishTo(channel string, typ int, data object) error {
 	payload, err := streamsEncodePubSub(a.uid, a.nsp.Name(), typ, data)
 	if err != nil {
 		return err
@@ -144,69 +149,75 @@ func (a *StreamsAdapter) appendBroadcast(p *socketio.EncodedPacket, opts socketi
 	if p.Offset != "" && len(values) > 1 {
 		values = values[:len(values)-1]
 	}
-	data := map[string]any{
-		"packet": map[string]any{"type": 2, "data": values, "nsp": a.nsp.Name()},
-		"opts":   encodeStreamsOpts(opts),
-	}
-	id, err := a.xadd(streamsBroadcast, data)
+	id, err := a.xadd(streamsBroadcast, object{{"packet", eventPacket(values)}, {"opts", encodeStreamsOpts(opts)}})
 	return id, values, err
 }
 
-// BroadcastWithAck implements socketio.Adapter. The request goes to the other servers by
-// pub/sub; the returned count includes the sockets they reached, for which it waits (at
-// most RequestTimeout) until every server subscribed to the namespace has answered.
+// BroadcastWithAck implements socketio.Adapter: BroadcastWithAckContext without a
+// deadline of the caller's (the wait for the other servers' counts is bounded by
+// RequestTimeout alone).
 func (a *StreamsAdapter) BroadcastWithAck(p *socketio.EncodedPacket, ackID uint64, opts socketio.BroadcastOptions, onAck func(args socketio.Args, err error)) int {
+	n, _ := a.BroadcastWithAckContext(context.Background(), p, ackID, opts, onAck)
+	return n
+}
+
+// BroadcastWithAckContext implements socketio.ClusterAdapter (the namespace's EmitWithAck
+// calls it with its own context). The request goes to the other servers by pub/sub; each
+// sends p to its matched sockets, reports how many it reached, then forwards each answer
+// to onAck. The count returned includes the sockets the other servers reported before ctx
+// ended or RequestTimeout passed; when some server had not reported by then, the error
+// says how many did. Answers are taken as long as ctx lasts (when it has a deadline), else
+// for RequestTimeout plus a minute.
+func (a *StreamsAdapter) BroadcastWithAckContext(ctx context.Context, p *socketio.EncodedPacket, ackID uint64, opts socketio.BroadcastOptions, onAck func(args socketio.Args, err error)) (int, error) {
 	if opts.Local {
-		return a.InMemoryAdapter.BroadcastWithAck(p, ackID, opts, onAck)
+		return a.InMemoryAdapter.BroadcastWithAck(p, ackID, opts, onAck), nil
 	}
-	var (
-		requestID = randomHex(8)
-		req       = &streamsAckRequest{onAck: onAck, counts: make(chan int, 64)}
-		expected  = 0
-		published = false
-	)
 	values, _, err := packetValues(p)
-	if err == nil {
-		ctx, cancel := a.ctx()
-		n, cerr := a.serverCount(ctx)
-		cancel()
-		if cerr == nil && n > 1 {
-			expected = n - 1
-			a.mu.Lock()
-			a.ackRequests[requestID] = req
-			a.mu.Unlock()
-			err = a.publish(streamsBroadcast, map[string]any{
-				"packet":    map[string]any{"type": 2, "data": values, "nsp": a.nsp.Name(), "id": ackID},
-				"requestId": requestID,
-				"opts":      encodeStreamsOpts(opts),
-			})
-			published = err == nil
-		} else {
-			err = cerr
-		}
-	}
 	if err != nil {
-		a.opts().Logger.Warn("redisadapter: broadcasting with acks", "namespace", a.nsp.Name(), "err", err)
+		return a.InMemoryAdapter.BroadcastWithAck(p, ackID, opts, onAck), err
 	}
-	total := a.InMemoryAdapter.BroadcastWithAck(p, ackID, opts, onAck)
-	if !published {
-		a.forgetAck(requestID)
-		return total
+	requestID := randomHex(8)
+	req := &streamsAckRequest{onAck: onAck, counted: make(chan struct{}, 1)}
+	a.mu.Lock()
+	a.ackRequests[requestID] = req
+	a.mu.Unlock()
+	forget := func() { a.forgetAck(requestID) }
+	if _, ok := ctx.Deadline(); ok {
+		context.AfterFunc(ctx, forget)
+	} else {
+		stop := context.AfterFunc(ctx, forget)
+		time.AfterFunc(a.opts().RequestTimeout+time.Minute, func() { stop(); forget() })
 	}
-	deadline := time.NewTimer(a.opts().RequestTimeout)
-	defer deadline.Stop()
-	for got := 0; got < expected; got++ {
+	err = a.publish(streamsBroadcast, object{
+		{"packet", eventPacket(values)},
+		{"requestId", requestID},
+		{"opts", encodeStreamsOpts(opts)},
+	})
+	n := a.InMemoryAdapter.BroadcastWithAck(p, ackID, opts, onAck)
+	if err != nil {
+		forget()
+		return n, fmt.Errorf("redisadapter: broadcasting with acks: %w", err)
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, a.opts().RequestTimeout)
+	defer cancel()
+	servers, err := a.serverCount(wctx)
+	if err != nil {
+		return n, fmt.Errorf("redisadapter: counting the servers: %w", err)
+	}
+	for {
+		req.mu.Lock()
+		reported, clients := req.servers, req.clients
+		req.mu.Unlock()
+		if reported >= servers-1 {
+			return n + clients, nil
+		}
 		select {
-		case n := <-req.counts:
-			total += n
-		case <-deadline.C:
-			got = expected
+		case <-req.counted:
+		case <-wctx.Done():
+			return n + clients, fmt.Errorf("redisadapter: timeout reached: %d of %d servers reported their client count: %w", reported, servers-1, wctx.Err())
 		}
 	}
-	// The answers keep coming after this returns; the request is forgotten when the
-	// longest ack wait one would reasonably give has passed.
-	time.AfterFunc(max(time.Minute, 2*a.opts().RequestTimeout), func() { a.forgetAck(requestID) })
-	return total
 }
 
 func (a *StreamsAdapter) forgetAck(requestID string) {
@@ -218,7 +229,7 @@ func (a *StreamsAdapter) forgetAck(requestID string) {
 // AddSockets implements socketio.Adapter.
 func (a *StreamsAdapter) AddSockets(opts socketio.BroadcastOptions, rooms []socketio.Room) {
 	if !opts.Local {
-		a.appendOp(streamsSocketsJoin, map[string]any{"opts": encodeStreamsOpts(opts), "rooms": roomStrings(rooms)})
+		a.appendOp(streamsSocketsJoin, object{{"opts", encodeStreamsOpts(opts)}, {"rooms", roomStrings(rooms)}})
 	}
 	a.InMemoryAdapter.AddSockets(opts, rooms)
 }
@@ -226,7 +237,7 @@ func (a *StreamsAdapter) AddSockets(opts socketio.BroadcastOptions, rooms []sock
 // DelSockets implements socketio.Adapter.
 func (a *StreamsAdapter) DelSockets(opts socketio.BroadcastOptions, rooms []socketio.Room) {
 	if !opts.Local {
-		a.appendOp(streamsSocketsLeave, map[string]any{"opts": encodeStreamsOpts(opts), "rooms": roomStrings(rooms)})
+		a.appendOp(streamsSocketsLeave, object{{"opts", encodeStreamsOpts(opts)}, {"rooms", roomStrings(rooms)}})
 	}
 	a.InMemoryAdapter.DelSockets(opts, rooms)
 }
@@ -234,12 +245,12 @@ func (a *StreamsAdapter) DelSockets(opts socketio.BroadcastOptions, rooms []sock
 // DisconnectSockets implements socketio.Adapter.
 func (a *StreamsAdapter) DisconnectSockets(opts socketio.BroadcastOptions, closeConn bool) {
 	if !opts.Local {
-		a.appendOp(streamsDisconnectSockets, map[string]any{"opts": encodeStreamsOpts(opts), "close": closeConn})
+		a.appendOp(streamsDisconnectSockets, object{{"opts", encodeStreamsOpts(opts)}, {"close", closeConn}})
 	}
 	a.InMemoryAdapter.DisconnectSockets(opts, closeConn)
 }
 
-func (a *StreamsAdapter) appendOp(typ int, data map[string]any) {
+func (a *StreamsAdapter) appendOp(typ int, data object) {
 	if _, err := a.xadd(typ, data); err != nil {
 		a.opts().Logger.Warn("redisadapter: publishing", "namespace", a.nsp.Name(), "type", typ, "err", err)
 	}
@@ -253,7 +264,7 @@ func (a *StreamsAdapter) FetchSockets(ctx context.Context, opts socketio.Broadca
 	if err != nil || opts.Local {
 		return local, err
 	}
-	answers, err := a.request(ctx, streamsFetchSockets, map[string]any{"opts": encodeStreamsOpts(opts)})
+	answers, err := a.request(ctx, streamsFetchSockets, object{{"opts", encodeStreamsOpts(opts)}})
 	for _, ans := range answers {
 		local = append(local, ans.(socketio.SocketInfo))
 	}
@@ -261,33 +272,43 @@ func (a *StreamsAdapter) FetchSockets(ctx context.Context, opts socketio.Broadca
 }
 
 // ServerSideEmit implements socketio.Adapter: the event goes to the other servers of the
-// namespace (StreamsOptions.OnServerSideEmit there, or the Node server's serverSideEmit
-// listeners).
+// namespace (their socketio.Namespace.OnServerSideEmit handlers, or the Node server's
+// io.on listeners).
 func (a *StreamsAdapter) ServerSideEmit(event string, args []any) error {
 	packet, err := serverSideValues(event, args)
 	if err != nil {
 		return err
 	}
-	return a.publish(streamsServerSideEmit, map[string]any{"packet": packet})
+	return a.publish(streamsServerSideEmit, object{{"packet", packet}})
 }
 
-// ServerSideEmitWithAck sends an event to the other servers of the namespace and returns
-// their answers (one per server: the first argument it acknowledged with). It fails when
-// some server has not answered by the end of ctx or RequestTimeout, with the answers
-// received so far.
-func (a *StreamsAdapter) ServerSideEmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+// ServerSideEmitWithAck implements socketio.ClusterAdapter (the namespace's
+// ServerSideEmitWithAck calls it): it sends an event to the other servers of the namespace
+// and returns their answers, one Args per server holding the first value its handler
+// answered with. When some server has not answered by the end of ctx or RequestTimeout, it
+// returns the answers received so far and an error.
+func (a *StreamsAdapter) ServerSideEmitWithAck(ctx context.Context, event string, args []any) ([]socketio.Args, error) {
 	packet, err := serverSideValues(event, args)
 	if err != nil {
 		return nil, err
 	}
-	return a.request(ctx, streamsServerSideEmit, map[string]any{"packet": packet})
+	answers, err := a.request(ctx, streamsServerSideEmit, object{{"requestId", ""}, {"packet", packet}})
+	out := make([]socketio.Args, 0, len(answers))
+	for _, ans := range answers {
+		if x, e := socketio.NewArgs(ans); e == nil {
+			out = append(out, x)
+		}
+	}
+	return out, err
 }
 
+// serverSideValues is [event, ...args] with the arguments as JSON carries them (binary
+// values as []byte).
 func serverSideValues(event string, args []any) ([]any, error) {
 	if socketio.IsReservedEvent(event) {
 		return nil, fmt.Errorf("%w: %q", socketio.ErrReservedEvent, event)
 	}
-	sa, err := serverArgs(args)
+	sa, err := socketio.NewArgs(args...)
 	if err != nil {
 		return nil, err
 	}
@@ -298,8 +319,10 @@ func serverSideValues(event string, args []any) ([]any, error) {
 	return append([]any{event}, vals...), nil
 }
 
-// request publishes a request to the other servers and collects their answers.
-func (a *StreamsAdapter) request(ctx context.Context, typ int, data map[string]any) ([]any, error) {
+// request publishes a request to the other servers and collects their answers. data
+// gets the request id in its "requestId" field, which it must have (at the place the Node
+// adapter writes it), or at the end.
+func (a *StreamsAdapter) request(ctx context.Context, typ int, data object) ([]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts().RequestTimeout)
 	defer cancel()
 	n, err := a.serverCount(ctx)
@@ -319,7 +342,7 @@ func (a *StreamsAdapter) request(ctx context.Context, typ int, data map[string]a
 		delete(a.requests, id)
 		a.mu.Unlock()
 	}()
-	data["requestId"] = id
+	data = setField(data, "requestId", id)
 	if err := a.publish(typ, data); err != nil {
 		return nil, err
 	}
@@ -358,11 +381,11 @@ func (a *StreamsAdapter) onMessage(m streamsMsg, offset string) {
 		values, _ := packet["data"].([]any)
 		opts := decodeStreamsOpts(m.Data["opts"])
 		if requestID, ok := m.Data["requestId"].(string); ok {
-			a.onBroadcastWithAck(m.UID, requestID, packet, values, opts)
+			a.onBroadcastWithAck(m.UID, requestID, values, opts)
 			return
 		}
 		_, withID := packet["id"]
-		rec := offset != "" && a.opts().Recovery != nil && !opts.Volatile && !withID
+		rec := offset != "" && a.recovery != nil && !opts.Volatile && !withID
 		if rec {
 			values = append(values, offset)
 		}
@@ -392,14 +415,14 @@ func (a *StreamsAdapter) onMessage(m streamsMsg, offset string) {
 				if err != nil {
 					data = nil
 				}
-				sockets = append(sockets, map[string]any{
-					"id":        s.ID,
-					"handshake": handshakeValue(s.Handshake),
-					"rooms":     roomStrings(s.Rooms),
-					"data":      data,
+				sockets = append(sockets, object{
+					{"id", s.ID},
+					{"handshake", handshakeValue(s.Handshake)},
+					{"rooms", roomStrings(s.Rooms)},
+					{"data", data},
 				})
 			}
-			a.publishResponse(m.UID, streamsFetchSocketsResponse, map[string]any{"requestId": requestID, "sockets": sockets})
+			a.publishResponse(m.UID, streamsFetchSocketsResponse, object{{"requestId", requestID}, {"sockets", sockets}})
 		}()
 	case streamsServerSideEmit:
 		a.onServerSideEmit(m)
@@ -408,17 +431,64 @@ func (a *StreamsAdapter) onMessage(m streamsMsg, offset string) {
 	}
 }
 
-// onBroadcastWithAck delivers a broadcast that asks for acks and sends the count of
-// sockets reached, then each socket's answer, to the server that asked.
-func (a *StreamsAdapter) onBroadcastWithAck(from, requestID string, packet map[string]any, values []any, opts socketio.BroadcastOptions) {
-	id, _ := asInt(packet["id"])
-	p, err := encodeValues(a.nsp.Name(), uint64(id), true, values)
-	if err != nil {
+// onBroadcastWithAck delivers a broadcast that asks for acks, with an ack id of this
+// server's namespace (as the Node adapter does: the sender's id could clash with an ack
+// this server's sockets already wait for), and sends the count of sockets reached, then
+// each socket's answer, to the server that asked.
+func (a *StreamsAdapter) onBroadcastWithAck(from, requestID string, values []any, opts socketio.BroadcastOptions) {
+	// The count goes out first, then the answers, in order, from a goroutine: the reader
+	// of the pub/sub messages must not wait for Redis.
+	type response struct {
+		typ  int
+		data object
+	}
+	var (
+		mu      sync.Mutex
+		queue   []response
+		sending bool
+	)
+	send := func(typ int, data object) {
+		mu.Lock()
+		defer mu.Unlock()
+		queue = append(queue, response{typ, data})
+		if sending {
+			return
+		}
+		sending = true
+		go func() {
+			for {
+				mu.Lock()
+				if len(queue) == 0 {
+					sending = false
+					mu.Unlock()
+					return
+				}
+				r := queue[0]
+				queue = queue[1:]
+				mu.Unlock()
+				a.publishResponse(from, r.typ, r.data)
+			}
+		}()
+	}
+	count := func(n int) {
+		send(streamsBroadcastClientCount, object{{"requestId", requestID}, {"clientCount", n}})
+	}
+	var event string
+	if len(values) > 0 {
+		event, _ = values[0].(string)
+	}
+	p, id, err := a.nsp.EncodeBroadcastWithAck(event, values[min(1, len(values)):])
+	if err != nil || event == "" {
 		a.opts().Logger.Warn("redisadapter: invalid broadcast", "namespace", a.nsp.Name(), "from", from, "err", err)
-		a.publishResponse(from, streamsBroadcastClientCount, map[string]any{"requestId": requestID, "clientCount": 0})
+		count(0)
 		return
 	}
-	n := a.InMemoryAdapter.BroadcastWithAck(p, uint64(id), opts, func(args socketio.Args, err error) {
+	var (
+		cmu     sync.Mutex
+		counted bool
+		early   []object
+	)
+	n := a.InMemoryAdapter.BroadcastWithAck(p, id, opts, func(args socketio.Args, err error) {
 		if err != nil {
 			return // the socket left; the Node adapter sends nothing either
 		}
@@ -426,42 +496,63 @@ func (a *StreamsAdapter) onBroadcastWithAck(from, requestID string, packet map[s
 		if vals, err := args.Values(); err == nil && len(vals) > 0 {
 			first = vals[0]
 		}
-		go a.publishResponse(from, streamsBroadcastAck, map[string]any{"requestId": requestID, "packet": first})
+		ack := object{{"requestId", requestID}, {"packet", first}}
+		cmu.Lock()
+		if !counted {
+			early = append(early, ack)
+			cmu.Unlock()
+			return
+		}
+		cmu.Unlock()
+		send(streamsBroadcastAck, ack)
 	})
-	go a.publishResponse(from, streamsBroadcastClientCount, map[string]any{"requestId": requestID, "clientCount": n})
+	count(n)
+	cmu.Lock()
+	counted = true
+	rest := early
+	early = nil
+	cmu.Unlock()
+	for _, ack := range rest {
+		send(streamsBroadcastAck, ack)
+	}
 }
 
-// onServerSideEmit hands an event of another server to StreamsOptions.OnServerSideEmit.
+// onServerSideEmit hands an event of another server to the namespace's server-side
+// handlers (socketio.Namespace.OnServerSideEmit).
 func (a *StreamsAdapter) onServerSideEmit(m streamsMsg) {
 	values, _ := m.Data["packet"].([]any)
 	requestID, withAck := m.Data["requestId"].(string)
-	h := a.opts().OnServerSideEmit
-	if len(values) == 0 || h == nil {
+	if len(values) == 0 {
 		return
 	}
 	event, ok := values[0].(string)
 	if !ok {
 		return
 	}
-	args, err := serverArgs(values[1:])
+	args, err := socketio.NewArgs(values[1:]...)
 	if err != nil {
 		a.opts().Logger.Warn("redisadapter: invalid serverSideEmit", "namespace", a.nsp.Name(), "from", m.UID, "err", err)
 		return
 	}
-	var ack func(any)
+	var ack socketio.AckFunc
 	if withAck {
-		var once sync.Once
-		ack = func(answer any) {
-			once.Do(func() {
-				v, err := genericValue(answer)
-				if err != nil {
-					v = nil
+		var once atomic.Bool
+		ack = func(answer ...any) error {
+			if !once.CompareAndSwap(false, true) {
+				return nil
+			}
+			var v any
+			if len(answer) > 0 {
+				var err error
+				if v, err = genericValue(answer[0]); err != nil {
+					return err
 				}
-				go a.publishResponse(m.UID, streamsServerSideEmitResponse, map[string]any{"requestId": requestID, "packet": v})
-			})
+			}
+			go a.publishResponse(m.UID, streamsServerSideEmitResponse, object{{"requestId", requestID}, {"packet", v}})
+			return nil
 		}
 	}
-	h(a.nsp, event, args, ack)
+	a.nsp.ReceiveServerSideEmit(event, args, ack)
 }
 
 // onResponse routes an answer to the request it answers.
@@ -477,13 +568,17 @@ func (a *StreamsAdapter) onResponse(m streamsMsg) {
 		}
 		if m.Type == streamsBroadcastClientCount {
 			n, _ := asInt(m.Data["clientCount"])
+			req.mu.Lock()
+			req.servers++
+			req.clients += int(n)
+			req.mu.Unlock()
 			select {
-			case req.counts <- int(n):
+			case req.counted <- struct{}{}:
 			default:
 			}
 			return
 		}
-		args, err := ackArgs(m.Data["packet"])
+		args, err := socketio.NewArgs(m.Data["packet"])
 		if err != nil {
 			a.opts().Logger.Warn("redisadapter: invalid ack", "namespace", a.nsp.Name(), "from", m.UID, "err", err)
 			return

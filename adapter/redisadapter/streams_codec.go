@@ -72,7 +72,7 @@ func streamsEntryValues(uid, nsp string, typ int, data string) []any {
 // streamsEncodeData encodes the data of a stream entry: JSON, or base64 msgpack when it
 // holds binary values and plaintext is not forced (then binary values are written as
 // Node's Buffer.toJSON writes them).
-func streamsEncodeData(data map[string]any, onlyPlaintext bool) (string, error) {
+func streamsEncodeData(data object, onlyPlaintext bool) (string, error) {
 	if hasBinary(data) {
 		if !onlyPlaintext {
 			b, err := streamsMsgpack(data)
@@ -81,15 +81,65 @@ func streamsEncodeData(data map[string]any, onlyPlaintext bool) (string, error) 
 			}
 			return base64.StdEncoding.EncodeToString(b), nil
 		}
-		data = bufferJSON(data).(map[string]any)
+		data = bufferJSON(data).(object)
 	}
+	b, err := jsonText(data)
+	return string(b), err
+}
+
+// jsonText is JSON.stringify's text of v: no HTML escaping, no trailing newline.
+func jsonText(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(data); err != nil {
-		return "", err
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// object is a JSON object or msgpack map whose keys keep their order, as a JavaScript
+// object's do: the cluster messages Go writes then have the bytes the Node adapter writes
+// for the same message (Go maps would be written with sorted or random keys).
+type object []field
+
+type field struct {
+	key string
+	val any
+}
+
+// MarshalJSON implements json.Marshaler.
+func (o object) MarshalJSON() ([]byte, error) {
+	buf := []byte{'{'}
+	for i, f := range o {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = strconv.AppendQuote(buf, f.key) // the keys are plain ASCII names
+		buf = append(buf, ':')
+		v, err := jsonText(f.val)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, v...)
+	}
+	return append(buf, '}'), nil
+}
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (o object) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeMapLen(len(o)); err != nil {
+		return err
+	}
+	for _, f := range o {
+		if err := enc.EncodeString(f.key); err != nil {
+			return err
+		}
+		if err := enc.Encode(f.val); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // streamsDecodeEntry decodes the fields of a stream entry.
@@ -131,13 +181,14 @@ func streamsDecodeEntry(values map[string]any) (streamsMsg, error) {
 	return m, nil
 }
 
-// streamsEncodePubSub encodes a message published on a channel.
-func streamsEncodePubSub(uid, nsp string, typ int, data map[string]any) ([]byte, error) {
-	m := map[string]any{"type": typ, "uid": uid, "nsp": nsp}
+// streamsEncodePubSub encodes a message published on a channel, with the keys in the
+// Node adapter's order (type, data, uid, nsp).
+func streamsEncodePubSub(uid, nsp string, typ int, data object) ([]byte, error) {
+	m := object{{"type", typ}}
 	if data != nil {
-		m["data"] = data
+		m = append(m, field{"data", data})
 	}
-	return streamsMsgpack(m)
+	return streamsMsgpack(append(m, field{"uid", uid}, field{"nsp", nsp}))
 }
 
 // streamsDecodePubSub decodes a message received on a channel.
@@ -189,6 +240,12 @@ func hasBinary(v any) bool {
 				return true
 			}
 		}
+	case object:
+		for _, f := range x {
+			if hasBinary(f.val) {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -212,6 +269,12 @@ func bufferJSON(v any) any {
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			out[k] = bufferJSON(e)
+		}
+		return out
+	case object:
+		out := make(object, len(x))
+		for i, f := range x {
+			out[i] = field{f.key, bufferJSON(f.val)}
 		}
 		return out
 	}
@@ -297,15 +360,32 @@ func roomStrings(rooms []socketio.Room) []any {
 
 // encodeStreamsOpts writes broadcast options as encodeOptions does: rooms, except, flags
 // (volatile and compress as the Node BroadcastOperator sets them).
-func encodeStreamsOpts(opts socketio.BroadcastOptions) map[string]any {
-	flags := map[string]any{}
-	if opts.Volatile {
-		flags["volatile"] = true
-	}
+func encodeStreamsOpts(opts socketio.BroadcastOptions) object {
+	flags := object{}
 	if opts.NoCompress {
-		flags["compress"] = false
+		flags = append(flags, field{"compress", false})
 	}
-	return map[string]any{"rooms": roomStrings(opts.Rooms), "except": roomStrings(opts.Except), "flags": flags}
+	if opts.Volatile {
+		flags = append(flags, field{"volatile", true})
+	}
+	return object{{"rooms", roomStrings(opts.Rooms)}, {"except", roomStrings(opts.Except)}, {"flags", flags}}
+}
+
+// setField sets the value of key in o, appended when o has no such key.
+func setField(o object, key string, val any) object {
+	for i := range o {
+		if o[i].key == key {
+			o[i].val = val
+			return o
+		}
+	}
+	return append(o, field{key, val})
+}
+
+// eventPacket is the packet of a broadcast as the Node adapter writes it: {type: 2, data:
+// [event, ...args]} (the receiver sets the namespace, and its own ack id).
+func eventPacket(values []any) object {
+	return object{{"type", 2}, {"data", values}}
 }
 
 // decodeStreamsOpts reads options written by encodeOptions.
@@ -365,36 +445,6 @@ func encodeValues(nsp string, id uint64, hasID bool, values []any) (*socketio.En
 	return &socketio.EncodedPacket{Text: socketio.AppendPacket(nil, &pk), Attachments: att, Event: name, Args: values[1:]}, nil
 }
 
-// ackArgs makes the Args of an acknowledgement that answered v.
-func ackArgs(v any) (socketio.Args, error) {
-	data, att, err := socketio.AppendArgs(nil, "", []any{v})
-	if err != nil {
-		return socketio.Args{}, err
-	}
-	m := &socketio.Message{Packet: socketio.Packet{Type: socketio.Ack, Data: data}}
-	if len(att) > 0 {
-		m.Type = socketio.BinaryAck
-		m.Attachments = len(att)
-		m.Binary = att
-	}
-	return socketio.AckArgs(m)
-}
-
-// serverArgs makes the Args of a server-side event's arguments.
-func serverArgs(values []any) (socketio.Args, error) {
-	data, att, err := socketio.AppendArgs(nil, "", values)
-	if err != nil {
-		return socketio.Args{}, err
-	}
-	m := &socketio.Message{Packet: socketio.Packet{Type: socketio.Ack, Data: data}}
-	if len(att) > 0 {
-		m.Type = socketio.BinaryAck
-		m.Attachments = len(att)
-		m.Binary = att
-	}
-	return socketio.AckArgs(m)
-}
-
 // genericValue turns any Go value into the generic value JSON gives it (binary values kept
 // as []byte), for msgpack.
 func genericValue(v any) (any, error) {
@@ -402,7 +452,7 @@ func genericValue(v any) (any, error) {
 	case nil, string, bool, []byte, float64, int, int64:
 		return v, nil
 	}
-	args, err := serverArgs([]any{v})
+	args, err := socketio.NewArgs(v)
 	if err != nil {
 		return nil, err
 	}

@@ -28,19 +28,14 @@ var streamsOffsetRe = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
 // recovery window, where any server of the cluster can restore it.
 func (a *StreamsAdapter) PersistSession(s socketio.PersistedSession) {
 	ttl := socketio.DefaultMaxDisconnectionDuration
-	if r := a.opts().Recovery; r != nil && r.MaxDisconnectionDuration > 0 {
-		ttl = r.MaxDisconnectionDuration
+	if a.recovery != nil {
+		ttl = a.recovery.MaxDisconnectionDuration
 	}
 	data, err := genericValue(s.Data)
 	if err != nil {
 		data = nil
 	}
-	b, err := streamsMsgpack(map[string]any{
-		"sid":   s.SID,
-		"pid":   s.PID,
-		"rooms": roomStrings(s.Rooms),
-		"data":  data,
-	})
+	b, err := streamsMsgpack(object{{"sid", s.SID}, {"pid", s.PID}, {"rooms", roomStrings(s.Rooms)}, {"data", data}})
 	if err == nil {
 		ctx, cancel := a.ctx()
 		defer cancel()
@@ -184,4 +179,4 @@ func reachesRooms(opts socketio.BroadcastOptions, rooms []socketio.Room) bool {
 	return false
 }
 
-var _ socketio.Adapter = (*StreamsAdapter)(nil)
+var _ socketio.ClusterAdapter = (*StreamsAdapter)(nil)

@@ -56,22 +56,23 @@ func newStreamsCluster(t *testing.T, n int, recovery *socketio.RecoveryOptions) 
 		opts := &StreamsOptions{
 			BlockTime:      200 * time.Millisecond,
 			RequestTimeout: 2 * time.Second,
-			Recovery:       recovery,
 			Logger:         quiet,
-			OnServerSideEmit: func(nsp *socketio.Namespace, event string, args socketio.Args, ack func(any)) {
-				var s string
-				_ = args.Decode(0, &s)
-				node.sse <- event + ":" + s
-				if ack != nil {
-					ack("ok from " + nsp.Name())
-				}
-			},
 		}
 		node.srv = socketio.NewServer(&socketio.Options{
 			NewAdapter:              NewStreamsAdapter(rdb, opts),
 			ConnectionStateRecovery: recovery,
 			Logger:                  quiet,
 		})
+		for _, event := range []string{"hi", "q"} {
+			node.srv.Of("/").OnServerSideEmit(event, func(args socketio.Args, ack socketio.AckFunc) {
+				var s string
+				_ = args.Decode(0, &s)
+				node.sse <- event + ":" + s
+				if ack != nil {
+					_ = ack("ok from /", "ignored")
+				}
+			})
+		}
 		node.srv.OnConnection(func(s *socketio.Socket) {
 			s.On("join", func(args socketio.Args, ack socketio.AckFunc) {
 				var room string
@@ -320,9 +321,12 @@ func TestStreamsServerSideEmitAndBroadcastWithAck(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), streamsWait)
 	defer cancel()
-	a0 := c.nodes[0].srv.Of("/").Adapter().(*StreamsAdapter)
-	answers, err := a0.ServerSideEmitWithAck(ctx, "q", "x")
-	if err != nil || len(answers) != 1 || answers[0] != "ok from /" {
+	answers, err := c.nodes[0].srv.Of("/").ServerSideEmitWithAck(ctx, "q", "x")
+	var answer string
+	if err == nil && len(answers) == 1 {
+		_ = answers[0].Decode(0, &answer)
+	}
+	if err != nil || len(answers) != 1 || answers[0].Len() != 1 || answer != "ok from /" {
 		t.Fatalf("server-side answers %v %v", answers, err)
 	}
 	<-c.nodes[1].sse
@@ -499,5 +503,93 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A server that is subscribed to the namespace but never reports its client count holds a
+// broadcast with acks no longer than the caller's context, not RequestTimeout (2s here).
+func TestStreamsBroadcastWithAckWaitsWithinTheCallersContext(t *testing.T) {
+	c := newStreamsCluster(t, 1, nil)
+	dialStreams(t, c.nodes[0].ts.URL)
+	recvSocket(t, c.nodes[0].sockets)
+	silent := c.rdb.Subscribe(context.Background(), "socket.io#/#")
+	t.Cleanup(func() { _ = silent.Close() })
+	if _, err := silent.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	acks, err := c.nodes[0].srv.Of("/").EmitWithAck(ctx, "ask")
+	if elapsed := time.Since(start); elapsed > 1500*time.Millisecond {
+		t.Fatalf("EmitWithAck took %v (its context had 300ms)", elapsed)
+	}
+	if err != nil || len(acks) != 1 {
+		t.Fatalf("acks %v %v (the local client answered)", acks, err)
+	}
+
+	ad := c.nodes[0].srv.Of("/").Adapter().(*StreamsAdapter)
+	p, id, err := c.nodes[0].srv.Of("/").EncodeBroadcastWithAck("ask", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan struct{}, 1)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	n, err := ad.BroadcastWithAckContext(ctx2, p, id, socketio.BroadcastOptions{}, func(socketio.Args, error) { answered <- struct{}{} })
+	if elapsed := time.Since(start); elapsed > 1500*time.Millisecond || n != 1 || err == nil || !strings.Contains(err.Error(), "0 of 1 servers") {
+		t.Fatalf("BroadcastWithAckContext: %d, %v after %v", n, err, elapsed)
+	}
+	select {
+	case <-answered:
+	case <-time.After(streamsWait):
+		t.Fatal("no answer from the local client")
+	}
+}
+
+// A broadcast with acks from another server gets an ack id of the receiving namespace: an
+// ack its socket already waits for (same id on the sending server) is not replaced.
+func TestStreamsBroadcastWithAckKeepsTheReceiversPendingAcks(t *testing.T) {
+	c := newStreamsCluster(t, 2, nil)
+	dialStreams(t, c.nodes[0].ts.URL)
+	recvSocket(t, c.nodes[0].sockets)
+	b := dialStreams(t, c.nodes[1].ts.URL)
+	sb := recvSocket(t, c.nodes[1].sockets)
+	held := make(chan socketio.AckFunc, 1)
+	b.s.On("hold", func(_ socketio.Args, ack socketio.AckFunc) { held <- ack })
+
+	// Node 1's first ack id goes to "hold", node 0's first to "ask": both are 0.
+	ctx, cancel := context.WithTimeout(context.Background(), streamsWait)
+	defer cancel()
+	holdDone := make(chan error, 1)
+	go func() {
+		args, err := sb.EmitWithAck(ctx, "hold")
+		var s string
+		if err == nil {
+			err = args.Decode(0, &s)
+		}
+		if err == nil && s != "released" {
+			err = fmt.Errorf("hold answered %q", s)
+		}
+		holdDone <- err
+	}()
+	var release socketio.AckFunc
+	select {
+	case release = <-held:
+	case <-time.After(streamsWait):
+		t.Fatal("hold did not reach the client")
+	}
+	acks, err := c.nodes[0].srv.Of("/").EmitWithAck(ctx, "ask")
+	if err != nil || len(acks) != 2 {
+		t.Fatalf("acks %v %v", acks, err)
+	}
+	must(t, release("released"))
+	select {
+	case err := <-holdDone:
+		must(t, err)
+	case <-time.After(streamsWait):
+		t.Fatal("the pending ack of hold was lost")
 	}
 }

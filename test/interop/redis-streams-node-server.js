@@ -5,7 +5,13 @@
 // was not recovered joins "news". Prints one JSON line per event: {"op":"listening","port"},
 // {"op":"connect","id","match":recovered}, {"op":"disconnect","id","reason"},
 // {"op":"sent"} after each command. Reads commands on stdin, one JSON array a line:
-// ["emit", room or "", event, arg], ["emitbin", room or "", event, hex], "exit" ends.
+// ["emit", room or "", event, arg], ["emitbin", room or "", event, hex], "exit" ends;
+// ["sse", "", event, arg] io.serverSideEmit(event, arg); ["sseack", "", event, arg]
+// io.serverSideEmitWithAck(event, arg), then prints {"op":"sseack","data":JSON of the
+// answers}; ["ack", room or "", event, arg] io.timeout(5000).emitWithAck(event, arg), then
+// prints {"op":"acks","data":JSON of the answers} (or {"op":"ackerr","message"}).
+// Server-side "hello" events from other servers print {"op":"sse","data":arg} and are
+// answered "node got " + arg.
 'use strict';
 const http = require('http');
 const { Server } = require('socket.io');
@@ -23,6 +29,10 @@ async function main() {
   const io = new Server(httpServer, {
     adapter: createAdapter(redis, { blockTimeInMs: 200 }),
     connectionStateRecovery: { maxDisconnectionDuration: 60000, skipMiddlewares: true },
+  });
+  io.on('hello', (arg, cb) => {
+    emit({ op: 'sse', data: String(arg) });
+    if (typeof cb === 'function') cb('node got ' + arg);
   });
   io.on('connection', (socket) => {
     if (!socket.recovered) socket.join('news');
@@ -44,6 +54,17 @@ async function main() {
       const target = room ? io.to(room) : io;
       if (cmd === 'emit') target.emit(event, arg);
       if (cmd === 'emitbin') target.emit(event, Buffer.from(arg, 'hex'));
+      if (cmd === 'sse') io.serverSideEmit(event, arg);
+      if (cmd === 'sseack') {
+        io.serverSideEmitWithAck(event, arg)
+          .then((res) => emit({ op: 'sseack', data: JSON.stringify(res) }))
+          .catch((err) => emit({ op: 'ackerr', message: String(err) }));
+      }
+      if (cmd === 'ack') {
+        (room ? io.timeout(5000).to(room) : io.timeout(5000)).emitWithAck(event, arg)
+          .then((res) => emit({ op: 'acks', data: JSON.stringify(res.sort()) }))
+          .catch((err) => emit({ op: 'ackerr', message: String(err) }));
+      }
       emit({ op: 'sent' });
     }
   });
