@@ -70,7 +70,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 1000, "clients in the room, spread evenly over the two nodes")
 	flag.IntVar(&o.size, "size", 1024, "characters of each broadcast message")
 	flag.IntVar(&o.batch, "batch", 10, "messages per trigger: the server emits them back to back")
-	flag.IntVar(&o.inflightBatches, "inflight-batches", 4, "batches in flight: the sender triggers batch b once every client has received batch b-N")
+	flag.IntVar(&o.inflightBatches, "inflight-batches", 16, "batches in flight: the sender triggers batch b once every client has received batch b-N")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured window")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "broadcasts before the window, not measured")
 	flag.IntVar(&o.pacedMessages, "paced-messages", 50, "broadcasts sent one every -paced-interval after the window, for the latency per hop at a moderate rate (0 skips)")
