@@ -5,7 +5,9 @@
 // duplex's engineio and socketio servers with Node's engine.io and socket.io
 // (cmd/eiocompare, cmd/siocompare), and of duplex's Go Socket.IO client with
 // Node's socket.io-client (cmd/sioclientcompare, internal/sioclientload,
-// node/sioclient.js). The comparisons share how they run their processes
+// node/sioclient.js), and of a broadcast over two Socket.IO nodes clustered
+// through Redis, duplex's redisadapter against Node's
+// @socket.io/redis-adapter (cmd/rediscompare). The comparisons share how they run their processes
 // (internal/harness) and report their runs (internal/report); the three
 // servers share their main (internal/servermain).
 // See README.md.

@@ -11,11 +11,19 @@
 //
 // It prints "listening HOST:PORT" once it listens.
 //
-//   NODE_PATH=../test/interop/node_modules node node/sioserver.js [port] [pingIntervalMs] [pingTimeoutMs]
+//   NODE_PATH=../test/interop/node_modules node node/sioserver.js [port] [pingIntervalMs] [pingTimeoutMs] [redisHost:port]
 //
-// socket.io is pinned in test/interop/package.json (cd test/interop && npm ci).
-// Every other option is socket.io's default (both transports, no
-// permessage-deflate, maxHttpBufferSize 1e6). SIGTERM/SIGINT end it.
+// With a Redis address, the adapter is @socket.io/redis-adapter's
+// createAdapter(pubClient, subClient) over two `redis` clients of that
+// server (every option the default), so that several of these processes form
+// one cluster (cmd/rediscompare); it prints its "listening" line once the
+// adapter's subscriptions are in place (PUBSUB NUMSUB of its own response
+// channel, subscribed after its pattern).
+//
+// socket.io, @socket.io/redis-adapter and redis are pinned in
+// test/interop/package.json (cd test/interop && npm ci). Every other option is
+// socket.io's default (both transports, no permessage-deflate,
+// maxHttpBufferSize 1e6). SIGTERM/SIGINT end it.
 "use strict";
 
 const http = require("http");
@@ -24,6 +32,7 @@ const { Server } = require("socket.io");
 const port = Number(process.argv[2] || 0);
 const pingInterval = Number(process.argv[3] || 300000);
 const pingTimeout = Number(process.argv[4] || 300000);
+const redisAddr = process.argv[5] || "";
 
 const MAX_MESSAGES = 1000000;
 const MAX_SIZE = 1 << 20;
@@ -36,6 +45,7 @@ pattern = pattern.slice(0, MAX_SIZE);
 
 const httpServer = http.createServer();
 const io = new Server(httpServer, { pingInterval, pingTimeout });
+let pubClient = null;
 
 function message(i, size) {
   const prefix = `${process.hrtime.bigint()}:${i}:`;
@@ -87,10 +97,35 @@ io.on("connection", (socket) => {
   });
 });
 
-httpServer.listen(port, "127.0.0.1", () => {
-  const a = httpServer.address();
-  process.stdout.write(`listening ${a.address}:${a.port}\n`);
-});
+async function useRedis(addr) {
+  const { createClient } = require("redis");
+  const { createAdapter } = require("@socket.io/redis-adapter");
+  pubClient = createClient({ url: `redis://${addr}` });
+  const subClient = pubClient.duplicate();
+  for (const c of [pubClient, subClient]) c.on("error", (err) => console.error("redis:", err.message));
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  io.adapter(createAdapter(pubClient, subClient));
+  const channel = io.of("/").adapter.specificResponseChannel;
+  for (let i = 0; i < 500; i++) { // at most ~10 s
+    const [, n] = await pubClient.sendCommand(["PUBSUB", "NUMSUB", channel]);
+    if (Number(n) >= 1) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`redis subscription of ${channel} not confirmed`);
+}
+
+(redisAddr ? useRedis(redisAddr) : Promise.resolve()).then(
+  () => {
+    httpServer.listen(port, "127.0.0.1", () => {
+      const a = httpServer.address();
+      process.stdout.write(`listening ${a.address}:${a.port}\n`);
+    });
+  },
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
 
 for (const sig of ["SIGTERM", "SIGINT"]) {
   process.on(sig, () => process.exit(0));

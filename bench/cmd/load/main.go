@@ -21,7 +21,13 @@
 // -conns clients join -room and a control client asks the server (event
 // "bcast") for -warmup-messages, then -messages back to back, then
 // -paced-messages one every -interval, each of -size characters; it prints
-// one JSON line of deliveries/s and latencies.
+// one JSON line of deliveries/s and latencies. With -proto sio-cluster,
+// -conns clients spread over the servers of -addrs (a Socket.IO cluster
+// sharing rooms through an adapter) join -room, and a control client on the
+// first server triggers broadcasts of -batch messages for -warmup+-duration,
+// at most -inflight-batches batches in flight, then -paced-messages one every
+// -interval; -pids lists processes (the servers, Redis) whose CPU time is
+// sampled over the window.
 //
 // With -deflate OFFER it negotiates permessage-deflate (RFC 7692) with that
 // offer, sends JSON-like text compressed with compress/flate, inflates the
@@ -36,6 +42,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,7 +52,7 @@ import (
 
 func main() {
 	var cfg load.Config
-	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade), tcp (same bytes, no framing), eio-websocket or eio-polling (Engine.IO v4 sessions), sio (Socket.IO event+ack) or sio-bcast (Socket.IO broadcast)")
+	proto := flag.String("proto", "ws", "ws (WebSocket, does the upgrade), tcp (same bytes, no framing), eio-websocket or eio-polling (Engine.IO v4 sessions), sio (Socket.IO event+ack), sio-bcast (Socket.IO broadcast) or sio-cluster (broadcast across servers)")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server address (loopback)")
 	flag.StringVar(&cfg.Path, "path", "", `request path for the upgrade (default "/"; Engine.IO: "/engine.io/"; Socket.IO: "/socket.io/")`)
 	flag.IntVar(&cfg.Conns, "conns", 1, "connections")
@@ -61,6 +68,10 @@ func main() {
 	warmupMessages := flag.Int("warmup-messages", 20, "with -proto sio-bcast: messages of the unmeasured first burst")
 	pacedMessages := flag.Int("paced-messages", 50, "with -proto sio-bcast: messages of the paced phase (0 skips it)")
 	interval := flag.Duration("interval", 20*time.Millisecond, "with -proto sio-bcast: time between paced messages")
+	addrs := flag.String("addrs", "", "with -proto sio-cluster: the servers' addresses, comma-separated; the sender is on the first")
+	pids := flag.String("pids", "", "with -proto sio-cluster: processes whose CPU time is sampled over the window, comma-separated")
+	batch := flag.Int("batch", 10, "with -proto sio-cluster: messages per trigger")
+	inflightBatches := flag.Int("inflight-batches", 4, "with -proto sio-cluster: batches in flight (not yet received by every client)")
 	idle := flag.Int("idle", 0, "open this many idle connections instead of running traffic")
 	hold := flag.Duration("hold", 2*time.Minute, "with -idle: longest time to hold the connections")
 	flag.Parse()
@@ -96,8 +107,32 @@ func main() {
 		}
 		exitOnErrors(res.Errors, res.FirstError)
 		return
+	case "sio-cluster":
+		var pidList []int
+		if *pids != "" {
+			var err error
+			if pidList, err = intList(*pids); err != nil {
+				log.Fatal(err)
+			}
+		}
+		cc := load.SIOClusterConfig{Addrs: strings.Split(*addrs, ","), Path: cfg.Path, Clients: cfg.Conns, Room: *room, Size: cfg.Payload,
+			Batch: *batch, InFlightBatches: *inflightBatches, Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMessages: cfg.MaxMsgs,
+			PacedMessages: *pacedMessages, PacedInterval: *interval, PIDs: pidList}
+		res, err := load.RunSIOCluster(ctx, cc)
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		log.Printf("%d clients, %d broadcasts of %d characters: %.0f deliveries/s, p50 %.1f µs, p99 %.1f µs",
+			res.Clients, res.Messages, res.Size, res.PerSec, res.P50us, res.P99us)
+		for _, g := range res.Groups {
+			log.Printf("  %s: %d clients, p50 %.1f µs, p99 %.1f µs; paced p50 %.1f µs, p99 %.1f µs", g.Addr, g.Clients, g.P50us, g.P99us, g.PacedP50us, g.PacedP99us)
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		exitOnErrors(res.Errors, res.FirstError)
+		return
 	default:
-		log.Fatalf("-proto must be ws, tcp, eio-websocket, eio-polling, sio or sio-bcast")
+		log.Fatalf("-proto must be ws, tcp, eio-websocket, eio-polling, sio, sio-bcast or sio-cluster")
 	}
 	if cfg.Path == "" {
 		cfg.Path = "/"
@@ -128,6 +163,19 @@ func report(res load.Result) {
 	fmt.Println(string(b))
 	log.Printf("%d conns × %d B × %d in flight: %.0f msgs/s, p50 %.1f µs, p99 %.1f µs, %d verified, %d errors",
 		res.Conns, res.Payload, res.InFlight, res.MsgsPerSec, res.P50us, res.P99us, res.Verified, res.Errors)
+}
+
+// intList parses a comma-separated list of whole numbers.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("bad number %q in %q", f, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // exitOnErrors logs the first error and exits 1 when a run had errors.

@@ -1,6 +1,7 @@
 // Package harness runs the processes of the side-by-side comparisons
-// (cmd/compare, cmd/eiocompare, cmd/siocompare): it builds the server and load
-// binaries, starts a server pinned to one CPU with taskset and waits for its
+// (cmd/compare, cmd/eiocompare, cmd/siocompare, cmd/rediscompare): it builds the
+// server and load binaries, starts a redis-server of its own (StartRedis),
+// starts a server pinned to one CPU with taskset and waits for its
 // "listening ADDR" line, runs the load generator pinned to another CPU and
 // decodes its JSON result line, measures a server's RSS growth under idle
 // connections, and stops the server by its PID.

@@ -69,12 +69,19 @@ func (n NodeServer) Versions(packages ...string) string {
 // and pingTimeout given (both bench scripts take [port] [pingIntervalMs]
 // [pingTimeoutMs]), and waits for it to listen as StartServer does.
 func (n NodeServer) Start(p Processes, pingInterval, pingTimeout time.Duration) (*Server, error) {
+	return n.StartWith(p, pingInterval, pingTimeout)
+}
+
+// StartWith is Start with more arguments after the ping timeout (such as
+// node/sioserver.js's Redis address).
+func (n NodeServer) StartWith(p Processes, pingInterval, pingTimeout time.Duration, extra ...string) (*Server, error) {
 	env, err := n.env()
 	if err != nil {
 		return nil, err
 	}
-	cmd := p.ServerCommand(n.Binary, n.Script, "0",
-		strconv.FormatInt(pingInterval.Milliseconds(), 10), strconv.FormatInt(pingTimeout.Milliseconds(), 10))
+	args := append([]string{n.Script, "0",
+		strconv.FormatInt(pingInterval.Milliseconds(), 10), strconv.FormatInt(pingTimeout.Milliseconds(), 10)}, extra...)
+	cmd := p.ServerCommand(n.Binary, args...)
 	cmd.Env = env
 	return StartServer("node server", cmd)
 }

@@ -78,10 +78,18 @@ type Server struct {
 // option the default but the ping interval and timeout and the loggers, which
 // keep warnings and errors only.
 func Start(ln net.Listener, pingInterval, pingTimeout time.Duration, mode EchoMode) *Server {
+	return StartWith(ln, pingInterval, pingTimeout, mode, nil)
+}
+
+// StartWith is Start with the namespaces' adapter made by newAdapter (nil:
+// socketio's default, in memory), such as redisadapter.New's: then "bcast"
+// reaches the room's members on every server of the cluster.
+func StartWith(ln net.Listener, pingInterval, pingTimeout time.Duration, mode EchoMode, newAdapter socketio.NewAdapterFunc) *Server {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := socketio.NewServer(&socketio.Options{
-		Engine: &engineio.Server{PingInterval: pingInterval, PingTimeout: pingTimeout, Logger: logger},
-		Logger: logger,
+		Engine:     &engineio.Server{PingInterval: pingInterval, PingTimeout: pingTimeout, Logger: logger},
+		Logger:     logger,
+		NewAdapter: newAdapter,
 	})
 	pattern := Pattern(MaxBroadcastSize)
 	srv.OnConnection(func(s *socketio.Socket) {
