@@ -265,12 +265,41 @@ func duplicateClient(rdb redis.UniversalClient) redis.UniversalClient {
 	return rdb
 }
 
-// read is the XREAD loop of one stream: from "$", then from the last id read. On an error
-// it waits (100ms doubling to 5s, with jitter) and goes on from the last id.
+// read is the XREAD loop of one stream: from the stream's last entry when it starts, then
+// from the last id read. It never reads from "$" itself: an XREAD from "$" that times out
+// and the next one would lose what was added between them. On an error it waits (100ms
+// doubling to 5s, with jitter) and goes on from the last id.
 func (h *streamsHub) read(ctx context.Context, c redis.UniversalClient, stream string) {
-	last := "$"
+	last := ""
 	failures := 0
+	fail := func(err error) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		failures++
+		d := backoff(failures)
+		h.opts.Logger.Warn("redisadapter: reading the stream", "stream", stream, "err", err, "retry", d)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
 	for ctx.Err() == nil {
+		if last == "" {
+			newest, err := c.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+			if err != nil {
+				if !fail(err) {
+					return
+				}
+				continue
+			}
+			last = "0-0" // an empty stream: everything added from now on
+			if len(newest) > 0 {
+				last = newest[0].ID
+			}
+		}
 		res, err := c.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{stream, last},
 			Count:   h.opts.ReadCount,
@@ -281,16 +310,8 @@ func (h *streamsHub) read(ctx context.Context, c redis.UniversalClient, stream s
 			continue
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			if !fail(err) {
 				return
-			}
-			failures++
-			d := backoff(failures)
-			h.opts.Logger.Warn("redisadapter: reading the stream", "stream", stream, "err", err, "retry", d)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d):
 			}
 			continue
 		}
