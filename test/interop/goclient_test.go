@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -156,6 +157,12 @@ var gcPorts struct {
 	taken map[int]bool
 }
 
+// The ports the Go client's test servers use: [gcPortBase, gcPortBase+gcPortSpan).
+const (
+	gcPortBase = 20000
+	gcPortSpan = 12000
+)
+
 // gcListen listens on a new loopback port that no other test server owns, and reserves it
 // for the rest of the test.
 func gcListen(t testing.TB) net.Listener {
@@ -172,9 +179,12 @@ func gcListen(t testing.TB) net.Listener {
 		}
 	}()
 	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		// Below the kernel's ephemeral range (32768 and up by default): a port from there
+		// may become the source port of some connection while its server is down or
+		// not yet started (a Node server once failed with EADDRINUSE that way).
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(gcPortBase+rand.IntN(gcPortSpan)))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken by something else
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		if gcPorts.taken[port] {
