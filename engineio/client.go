@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -127,7 +126,9 @@ type Client struct {
 	conn        *ws.Conn // the WebSocket transport, once upgraded or opened on it
 	probe       *ws.Conn // the WebSocket being probed during an upgrade
 	queue       []outPacket
+	spare       []outPacket // the last written batch's array, for the queue to reuse
 	queuedBytes int
+	corks       int  // Cork calls not yet matched by Uncork: sends do not wake the writer
 	writing     bool // the writer holds a batch
 	polling     bool // the poll loop runs
 	paused      bool // an upgrade stops polling: no new GET, no new POST
@@ -137,6 +138,7 @@ type Client struct {
 	cause       error
 
 	wake      chan struct{} // kicks the writer
+	wtext     []byte        // the writer's scratch buffer for text frames
 	heartbeat *time.Timer   // ends a connection the server stopped pinging
 	grace     *time.Timer   // bounds Close
 	workers   sync.WaitGroup
@@ -351,8 +353,34 @@ func (c *Client) SendBatch(batch []Outgoing, flags SendFlag) error {
 		c.queue = append(c.queue, outPacket{Packet: Packet{Type: Message, Data: m.Data, Binary: m.Binary}, compress: flags&NoCompress == 0})
 	}
 	c.queuedBytes += size
-	c.kickLocked()
+	if c.corks == 0 {
+		c.kickLocked()
+	}
 	return nil
+}
+
+// Cork holds the writer back: until the matching Uncork, Send and SendBatch queue their
+// messages without waking the writer, so that the messages of several goroutines about to
+// send leave together, in one write. Calls nest; the last Uncork wakes the writer when
+// messages wait. A corked connection still writes when something else wakes its writer
+// (a write already under way, a pong, Close); every Cork must be matched by an Uncork, soon:
+// while corked, queued messages may wait.
+func (c *Client) Cork() {
+	c.mu.Lock()
+	c.corks++
+	c.mu.Unlock()
+}
+
+// Uncork undoes one Cork.
+func (c *Client) Uncork() {
+	c.mu.Lock()
+	if c.corks > 0 {
+		c.corks--
+	}
+	if c.corks == 0 && len(c.queue) > 0 {
+		c.kickLocked()
+	}
+	c.mu.Unlock()
 }
 
 // enqueue queues a control packet (pong, close).
@@ -480,10 +508,6 @@ func (c *Client) writeLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		// Let the goroutines that are ready to send (callers woken by the same read, say)
-		// queue first, so that their messages leave in one write: with a few sends in
-		// flight this takes the writes per message from one to a fraction.
-		runtime.Gosched()
 		for c.writeBatch() {
 		}
 	}
@@ -510,8 +534,14 @@ func (c *Client) writeBatch() bool {
 		}
 		return false
 	}
-	batch := slices.Clone(c.queue[:n])
-	c.queue = slices.Delete(c.queue, 0, n)
+	var batch []outPacket
+	if n == len(c.queue) {
+		// Take the whole queue; it goes on in the array of the previous batch.
+		batch, c.queue, c.spare = c.queue, c.spare[:0], nil
+	} else {
+		batch = slices.Clone(c.queue[:n])
+		c.queue = slices.Delete(c.queue, 0, n)
+	}
 	for _, p := range batch {
 		if p.Type == Message {
 			c.queuedBytes -= len(p.Data)
@@ -524,9 +554,14 @@ func (c *Client) writeBatch() bool {
 	if transport == TransportPolling {
 		err = c.post(batch)
 	} else {
-		err = writeWebSocket(c.ctx, conn, batch)
+		// No context: fail closes the WebSocket, which ends a write in progress.
+		c.wtext, err = writeWebSocket(conn, batch, c.wtext)
 	}
+	clear(batch) // the messages' data belongs to their senders
 	c.mu.Lock()
+	if c.spare == nil && cap(batch) <= 1024 {
+		c.spare = batch[:0]
+	}
 	c.writing = false
 	c.cond.Broadcast()
 	c.mu.Unlock()

@@ -113,9 +113,10 @@ func webSocketCloseReason(err error) CloseReason {
 }
 
 // writeWebSocket writes packets as one batch of frames (one system call when they fit).
-func writeWebSocket(ctx context.Context, conn *ws.Conn, batch []outPacket) error {
-	var text []byte
-	return conn.Batch(ctx, func() error {
+// text is a scratch buffer for the text frames; it returns it, grown as needed.
+func writeWebSocket(conn *ws.Conn, batch []outPacket, text []byte) ([]byte, error) {
+	ctx := context.Background()
+	err := conn.Batch(ctx, func() error {
 		for _, p := range batch {
 			typ, data := ws.MessageBinary, p.Data
 			if !p.IsBinary() {
@@ -129,6 +130,10 @@ func writeWebSocket(ctx context.Context, conn *ws.Conn, batch []outPacket) error
 		}
 		return nil
 	})
+	if cap(text) > maxKeptClientBuffer {
+		text = nil
+	}
+	return text, err
 }
 
 // upgrade moves a polling connection to the WebSocket: it probes a WebSocket with the

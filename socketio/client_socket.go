@@ -96,6 +96,13 @@ type ClientSocket struct {
 	space     *sync.Cond // signals room in the inbox, or a state change
 }
 
+// encodeBuffers hold the scratch buffers emit encodes arguments into before the packet,
+// sized once, is built.
+var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledEncodeBuffer is the largest scratch buffer put back in encodeBuffers.
+const maxPooledEncodeBuffer = 64 << 10
+
 // outPacket is an encoded packet: its text and binary attachments.
 type outPacket struct {
 	text        []byte
@@ -113,6 +120,17 @@ type pendingAck struct {
 type ackAnswer struct {
 	args Args
 	err  error
+	// cork, when set, is the connection the reader corked before handing over the answer
+	// (see onPacket): the waiter uncorks it once it has the answer.
+	cork *engineio.Client
+}
+
+// take returns the answer's outcome, uncorking its connection.
+func (a ackAnswer) take() (Args, error) {
+	if a.cork != nil {
+		a.cork.Uncork()
+	}
+	return a.args, a.err
 }
 
 func newClientSocket(m *Manager, nsp string, opts *ClientSocketOptions) *ClientSocket {
@@ -311,20 +329,21 @@ func (s *ClientSocket) EmitWithAck(ctx context.Context, event string, args ...an
 	}
 	select {
 	case a := <-pa.answer:
-		return a.args, a.err
+		return a.take()
 	case <-ctx.Done():
 		s.mu.Lock()
-		if s.acks[id] == pa {
+		mine := s.acks[id] == pa
+		if mine {
 			delete(s.acks, id)
 			s.dropBufferedLocked(id)
 		}
 		s.mu.Unlock()
-		select {
-		case a := <-pa.answer: // it came meanwhile
-			return a.args, a.err
-		default:
+		if mine {
 			return Args{}, ctx.Err()
 		}
+		// Whoever took it out of s.acks (the reader with the answer, or a disconnect with
+		// its error) is sending the outcome, if it has not yet: it came meanwhile.
+		return (<-pa.answer).take()
 	}
 }
 
@@ -334,7 +353,14 @@ func (s *ClientSocket) emit(event string, args []any, volatile bool, pa *pending
 	if err := checkEvent(event); err != nil {
 		return 0, err
 	}
-	data, attachments, err := AppendArgs(nil, event, args)
+	scratch := encodeBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*scratch) <= maxPooledEncodeBuffer {
+			encodeBuffers.Put(scratch)
+		}
+	}()
+	data, attachments, err := AppendArgs((*scratch)[:0], event, args)
+	*scratch = data
 	if err != nil {
 		return 0, err
 	}
@@ -507,7 +533,14 @@ func (s *ClientSocket) onPacket(ec *engineConn, msg *Message) error {
 		}
 		delete(s.acks, msg.ID)
 		s.mu.Unlock()
-		pa.answer <- ackAnswer{args: args}
+		// The waiter will most likely emit again as soon as it has the answer, and so may
+		// the waiters of the other answers this read brought: the connection stays corked
+		// until each has taken its answer, so that their emits leave in one write.
+		c := ec.client.Load()
+		if c != nil {
+			c.Cork()
+		}
+		pa.answer <- ackAnswer{args: args, cork: c}
 	}
 	return nil
 }

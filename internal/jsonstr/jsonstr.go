@@ -3,7 +3,10 @@
 // arguments), whose bytes must match those of the Node servers.
 package jsonstr
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 const hexDigits = "0123456789abcdef"
 
@@ -16,6 +19,14 @@ func Append(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look: no quote, backslash, control
+		// character or non-ASCII byte.
+		for i+8 <= len(s) && plain8(load64(s[i:])) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -55,4 +66,21 @@ func Append(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// load64 reads the first eight bytes of s.
+func load64(s string) uint64 { return binary.LittleEndian.Uint64([]byte(s[:8])) }
+
+// plain8 reports whether the eight bytes of w are all printable ASCII other than '"' and
+// '\\': bytes that go into a JSON string as they are.
+func plain8(w uint64) bool {
+	quote := w ^ (lsb * '"')
+	backslash := w ^ (lsb * '\\')
+	special := (quote-lsb)&^quote | (backslash-lsb)&^backslash | (w-lsb*0x20)&^w
+	return (special|w)&msb == 0
 }

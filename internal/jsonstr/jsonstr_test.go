@@ -1,7 +1,9 @@
 package jsonstr
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +33,32 @@ func TestAppendAllocatesNothingWithRoom(t *testing.T) {
 	buf := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() { buf = Append(buf[:0], "a \"quoted\"\n text") }); n != 0 {
 		t.Fatalf("%v allocations", n)
+	}
+}
+
+func TestAppendEscapesAtEveryOffset(t *testing.T) {
+	// The eight-byte fast path must find a byte to escape wherever it sits.
+	for _, special := range []string{`"`, `\`, "\x00", "\x1f", "\n", "\x7f", "é", "\xff", " ", "~"} {
+		for n := 0; n < 24; n++ {
+			for pos := 0; pos <= n; pos++ {
+				in := strings.Repeat("a", pos) + special + strings.Repeat("b", n-pos)
+				got := Append(nil, in)
+				want, _ := json.Marshal(in)
+				// encoding/json escapes <, >, & and U+2028/9 and writes \ufffd for bad UTF-8,
+				// none of which is in these inputs except \xff.
+				if !bytes.Equal(got, want) {
+					t.Fatalf("Append(%q) = %s, want %s", in, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkAppend1KB(b *testing.B) {
+	s := strings.Repeat("0123456789abcdef:plain text ", 37)[:1024]
+	buf := make([]byte, 0, 2048)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = Append(buf[:0], s)
 	}
 }

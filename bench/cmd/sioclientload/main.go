@@ -18,6 +18,7 @@ import (
 	"log"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/duplexio/duplex/bench/internal/proc"
@@ -35,6 +36,8 @@ func main() {
 	flag.DurationVar(&cfg.Grace, "grace", 5*time.Second, "wait for the last acks after the window")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this process's CPU time and system calls over the window")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	traceFile := flag.String("trace", "", "write an execution trace (go tool trace) of -trace-window, starting 1s into the measured window, to this file")
+	traceWindow := flag.Duration("trace-window", time.Second, "length of the -trace window")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("sioclientload: ")
@@ -50,6 +53,21 @@ func main() {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			time.Sleep(cfg.Warmup + time.Second)
+			if err := trace.Start(f); err != nil {
+				log.Fatal(err)
+			}
+			time.Sleep(*traceWindow)
+			trace.Stop()
+			f.Close()
+		}()
 	}
 	res, err := sioclientload.Run(context.Background(), cfg)
 	if *cpuProfile != "" {
