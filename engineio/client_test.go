@@ -390,3 +390,27 @@ func scriptedServer(hs Handshake, messages ...string) *httptest.Server {
 		_, _, _ = conn.ReadMessage(context.Background())
 	}))
 }
+
+func TestCorkedSendsLeaveTogetherAtUncork(t *testing.T) {
+	ts := newTestServer(t, &Server{}, echo)
+	c := dialTest(t, ts.http.URL, ClientOptions{Transports: []string{TransportWebSocket}})
+	c.Cork()
+	c.Cork() // corks nest
+	for _, m := range []string{"a", "b", "c"} {
+		if err := c.Send([]byte(m), Text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Uncork()
+	select {
+	case m := <-c.messages:
+		t.Fatalf("%q was echoed while the connection was still corked", m.data)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Uncork()
+	for _, want := range []string{"a", "b", "c"} {
+		if got := c.next(); got.data != want {
+			t.Fatalf("got %q, want %q", got.data, want)
+		}
+	}
+}
