@@ -30,7 +30,7 @@ import (
 //	"chat:presence" {room, members, change: "joined"|"left"|"disconnected", member}
 //	                to the other members of the room, after every change
 //	"chat:message"  {room, id, member, nick, text, time} to every member, the sender included
-//	"chat:typing"   {room, member, nick, typing} to the other members (volatile)
+//	"chat:typing"   {room, member, nick, typing} to the other members
 //
 // members is [{id, nick}] sorted by nickname; member and id name a socket (its id); time is
 // the server's clock in milliseconds since the Unix epoch; id is the message's number, one
@@ -311,12 +311,13 @@ func (c *chatServer) message(s *socketio.Socket, room, text string) uint64 {
 	return c.seq
 }
 
-// typing tells the other members of room whether s is typing. The event is volatile: a
-// member whose connection is busy loses nothing that matters.
+// typing tells the other members of room whether s is typing. It is not volatile: a
+// dropped "stopped typing" would leave the indicator up until the page's own timeout, and
+// the rate limit keeps these events few.
 func (c *chatServer) typing(s *socketio.Socket, room string, typing bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_ = s.To(socketio.Room(chatRoomPrefix+room)).Volatile().Emit("chat:typing", chatTyping{
+	_ = s.To(socketio.Room(chatRoomPrefix+room)).Emit("chat:typing", chatTyping{
 		Room: room, Member: s.ID(), Nick: c.rooms[room][s.ID()], Typing: typing,
 	})
 }
