@@ -221,11 +221,11 @@ type evConn struct {
 	msg     *[]byte // the message assembled so far (pooled), nil between messages
 
 	// Raw syscall results; readFn and writeFn are bound once so that calls allocate nothing.
-	rn, wn      int
-	rerr, werr  error
-	wbuf        []byte
-	readFn      func(fd uintptr) bool
-	writeFn     func(fd uintptr) bool
+	rn, wn     int
+	rerr, werr error
+	wbuf       []byte
+	readFn     func(fd uintptr) bool
+	writeFn    func(fd uintptr) bool
 }
 
 // schedule records events and hands the connection to a worker unless one holds it.
