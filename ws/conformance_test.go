@@ -7,8 +7,12 @@ package ws_test
 // listener) or a duplex client (Dial), each running an echo loop.
 //
 // Test names say what is checked; subtests are role/case, where role is
-// "server" (Upgrader.Upgrade), "server_raw" (Upgrader.UpgradeConn) or
-// "client" (Dial).
+// "server" (Upgrader.Upgrade), "server_raw" (Upgrader.UpgradeConn),
+// "client" (Dial), or one of the event-driven modes "server_evented"
+// (Upgrader.Upgrade, then EventLoop.Serve) and "server_raw_evented"
+// (UpgradeConn, then EventLoop.Serve). The event-driven roles run the echo
+// as an EventHandler; a test whose application is a custom blocking loop
+// (options.app) is skipped in them.
 
 import (
 	"bytes"
@@ -41,14 +45,56 @@ const (
 	roleServer    role = "server"     // ws.Upgrader.Upgrade behind net/http
 	roleServerRaw role = "server_raw" // ws.Upgrader.UpgradeConn on a bare listener
 	roleClient    role = "client"     // ws.Dial
+	// The event-driven mode: the same handshakes, then ws.EventLoop.Serve with an echo
+	// EventHandler.
+	roleServerEvented    role = "server_evented"
+	roleServerRawEvented role = "server_raw_evented"
 )
 
 var (
 	bothRoles = []role{roleServer, roleClient}
-	allRoles  = []role{roleServer, roleServerRaw, roleClient}
+	allRoles  = []role{roleServer, roleServerRaw, roleClient, roleServerEvented, roleServerRawEvented}
 )
 
 func (r role) isServer() bool { return r != roleClient }
+
+// evented reports whether r serves the connection with a ws.EventLoop.
+func (r role) evented() bool { return r == roleServerEvented || r == roleServerRawEvented }
+
+// base returns the blocking role whose handshake r uses.
+func (r role) base() role {
+	switch r {
+	case roleServerEvented:
+		return roleServer
+	case roleServerRawEvented:
+		return roleServerRaw
+	}
+	return r
+}
+
+// echoHandler is the echo application of the event-driven roles.
+type echoHandler struct {
+	h       *harness
+	started *sync.Once
+}
+
+func (e echoHandler) OnOpen(c *ws.Conn) {
+	e.started.Do(func() {
+		e.h.connMu.Lock()
+		e.h.conn = c
+		e.h.connMu.Unlock()
+		e.h.implExt <- c.Compression()
+	})
+}
+
+func (e echoHandler) OnMessage(c *ws.Conn, typ ws.MessageType, data []byte) {
+	_ = c.WriteMessage(context.Background(), typ, data)
+}
+
+func (e echoHandler) OnClose(c *ws.Conn, err error) {
+	e.h.appErr = err
+	close(e.h.appDone)
+}
 
 // appFunc is what the duplex side runs on its connection; its error is the
 // connection's terminal error as the application saw it.
@@ -167,6 +213,7 @@ func start(t *testing.T, r role, o options) *harness {
 // h.peer) instead of failing the test.
 func open(t *testing.T, r role, o options) (*harness, error) {
 	t.Helper()
+	customApp := o.app != nil
 	if o.app == nil {
 		o.app = echoApp
 	}
@@ -177,7 +224,26 @@ func open(t *testing.T, r role, o options) (*harness, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.appTimeout)
 	t.Cleanup(cancel)
 	var appStarted sync.Once
+	var loop *ws.EventLoop
+	if r.evented() {
+		if customApp {
+			t.Skip("the application is a blocking read loop; the event-driven roles run the echo only")
+		}
+		var err error
+		loop, err = ws.NewEventLoop(&ws.EventLoopOptions{Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered first, so that it runs after the harness has released both ends.
+		t.Cleanup(func() { loop.Close() })
+	}
 	run := func(c *ws.Conn, err error) {
+		if loop != nil && err == nil {
+			if err := loop.Serve(c, echoHandler{h: h, started: &appStarted}); err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			return
+		}
 		appStarted.Do(func() {
 			defer close(h.appDone)
 			if err != nil {
@@ -199,7 +265,7 @@ func open(t *testing.T, r role, o options) (*harness, error) {
 
 	var peer *wstest.Peer
 	var err error
-	switch r {
+	switch r.base() {
 	case roleServer:
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			c, err := u.Upgrade(w, req)

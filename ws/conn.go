@@ -107,6 +107,10 @@ type Conn struct {
 	pongHandler atomic.Pointer[func([]byte)]
 	pongs       chan struct{} // signalled (without blocking) on each pong, for KeepAlive
 
+	// ev is the event-driven state when an EventLoop polls the connection (set by Serve
+	// before any other use), nil for the blocking mode.
+	ev *evConn
+
 	closeRecv chan struct{} // closed when the peer's close frame has been read
 	closed    chan struct{} // closed when the TCP connection is closed
 	closeOnce sync.Once
@@ -186,9 +190,15 @@ func (c *Conn) CloseNow() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.closed) // first, so that a read failing on the closed socket sees why
+		if c.ev != nil {
+			c.ev.beforeClose()
+		}
 		err = c.nc.Close()
 		if c.cfg.onClose != nil {
 			c.cfg.onClose(c)
+		}
+		if c.ev != nil {
+			c.ev.afterClose()
 		}
 	})
 	return err
@@ -200,9 +210,15 @@ func (c *Conn) CloseNow() error {
 // read receives the peer's close frame and returns its *CloseError; otherwise Close reads and
 // discards data until the close frame arrives. Code must be valid on the wire (not 1005,
 // 1006 or 1015); use StatusNormalClosure when in doubt.
+//
+// On a connection served by an EventLoop, Close does not wait: it is StartClose, and the
+// EventHandler's OnClose reports the end.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if !code.validOnWire() {
 		code = StatusNormalClosure
+	}
+	if c.ev != nil {
+		return c.ev.startClose(code, reason)
 	}
 	// Bound the close frame's write too: the peer may have stopped reading.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(DefaultCloseTimeout))
@@ -226,6 +242,9 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 func (c *Conn) StartClose(code StatusCode, reason string) error {
 	if !code.validOnWire() {
 		code = StatusNormalClosure
+	}
+	if c.ev != nil {
+		return c.ev.startClose(code, reason)
 	}
 	deadline := time.Now().Add(DefaultCloseTimeout)
 	_ = c.nc.SetWriteDeadline(deadline)

@@ -21,6 +21,9 @@ func (c *Conn) ReadMessage(ctx context.Context) (MessageType, []byte, error) {
 // AppendMessage is ReadMessage, appending the payload to dst and returning the extended
 // slice. Reusing dst across calls makes reading allocation-free in steady state.
 func (c *Conn) AppendMessage(ctx context.Context, dst []byte) (MessageType, []byte, error) {
+	if c.ev != nil {
+		return 0, dst, ErrEventDriven
+	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	stop := c.watchContext(ctx, true)
@@ -33,6 +36,9 @@ func (c *Conn) AppendMessage(ctx context.Context, dst []byte) (MessageType, []by
 // read method; a message left unread is discarded by that call. ctx bounds only the wait for
 // the message to start; set a read deadline to bound reading the payload.
 func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.ev != nil {
+		return 0, nil, ErrEventDriven
+	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	stop := c.watchContext(ctx, true)

@@ -48,6 +48,28 @@ func (c *Conn) writeMessage(ctx context.Context, typ MessageType, data []byte, c
 	return err
 }
 
+// WriteMessageVolatile is WriteMessage for a message that may be lost: on a connection
+// served by an EventLoop whose write queue is over EventLoopOptions.MaxQueuedBytes, the
+// message is dropped and ErrDropped returned, and the connection stays open (a later
+// ordinary write that overflows closes it). Elsewhere it is WriteMessage. It is never
+// compressed.
+func (c *Conn) WriteMessageVolatile(ctx context.Context, typ MessageType, data []byte) error {
+	if c.ev == nil {
+		return c.WriteMessageCompressed(ctx, typ, data, false)
+	}
+	if typ != MessageText && typ != MessageBinary {
+		return errors.New("ws: WriteMessageVolatile with an invalid message type")
+	}
+	c.dataMu.Lock()
+	defer c.dataMu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent && c.writeErr == nil {
+		return ErrClosed
+	}
+	return c.ev.queueLocked(Header{Fin: true, Opcode: Opcode(typ), Length: int64(len(data))}, data, true)
+}
+
 // NextWriter starts a message of type typ whose payload is given in pieces: each Write sends
 // one frame and Close sends the final one (empty, or when the message is compressed, what the
 // compressor still held). Until Close, other data messages wait (control frames still go
@@ -197,6 +219,9 @@ func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, rsv ui
 		h.Masked = true
 		binary.LittleEndian.PutUint32(h.Mask[:], uint32(c.rng.Uint64()))
 	}
+	if c.ev != nil {
+		return c.ev.queueLocked(h, payload, false)
+	}
 	if c.wb == nil {
 		c.wb = getBuffer(c.cfg.writeBufferSize)
 	}
@@ -222,6 +247,9 @@ func (c *Conn) writeFrameLocked(ctx context.Context, fin bool, op Opcode, rsv ui
 func (c *Conn) writeEncodedLocked(ctx context.Context, frame []byte) error {
 	if c.writeErr != nil {
 		return c.writeErr
+	}
+	if c.ev != nil {
+		return c.ev.queueEncodedLocked(frame)
 	}
 	if c.wb == nil {
 		c.wb = getBuffer(c.cfg.writeBufferSize)
@@ -275,6 +303,9 @@ func (c *Conn) writeLargeLocked(ctx context.Context, h Header, payload []byte) e
 
 // flushLocked writes out the write buffer.
 func (c *Conn) flushLocked(ctx context.Context) error {
+	if c.ev != nil {
+		return c.ev.flushLocked()
+	}
 	if c.wb == nil || len(*c.wb) == 0 {
 		return nil
 	}
