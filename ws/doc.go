@@ -61,6 +61,18 @@
 // a reused buffer (AppendMessage) and writing messages that fit in the write buffer allocate
 // nothing.
 //
+// # Event-driven mode
+//
+// For very many mostly idle connections, an EventLoop serves connections without a
+// goroutine or a buffer each while they are idle: on Linux it waits for them with epoll,
+// and a bounded pool of workers reads, decodes and calls an EventHandler (OnOpen, then
+// OnMessage in order, then OnClose; never two calls at once for one connection). Hand it a
+// connection from Upgrade or UpgradeConn with EventLoop.Serve; writes are the usual Conn
+// methods, queued and coalesced, with a bounded queue per connection. Not yet on the loop
+// (they keep a goroutine each, with the same API): compressed connections, TLS, client
+// connections and other platforms; keepalive and read deadlines are not driven by the loop
+// yet. EVENTED.md in this directory describes the design and what comes next.
+//
 // # Low level
 //
 // ParseHeader, AppendHeader and MaskBytes encode and decode frames on byte slices with no I/O,
