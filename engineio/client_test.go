@@ -258,7 +258,6 @@ func TestClientSeesTheServerClose(t *testing.T) {
 				c.waitUpgrade()
 			}
 			s := ts.nextSession()
-			waitServerTransport(t, s, c.Transport())
 			_ = s.Send([]byte("bye"), Text)
 			_ = s.Close()
 			if m := c.next(); m.data != "bye" {
@@ -305,19 +304,6 @@ func TestClientClosesOnAMalformedPacket(t *testing.T) {
 	}
 }
 
-// waitServerTransport waits until the server's side of a session is on transport: the
-// client switches to the WebSocket when it has sent the upgrade packet, the server when it
-// has read it.
-func waitServerTransport(t *testing.T, s *Session, transport string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Transport() != transport {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server's session is on %s, want %s", s.Transport(), transport)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestClientOverTLS(t *testing.T) {
 	srv := &Server{}

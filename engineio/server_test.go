@@ -782,3 +782,33 @@ func TestCORSHeaders(t *testing.T) {
 		})
 	}
 }
+
+func TestAClosingSessionFinishesAnAnsweredUpgrade(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	s := ts.openPolling()
+	c := ts.dial("transport=websocket&sid=" + s.ID())
+	writeWS(t, c, ws.MessageText, "2probe")
+	if _, got := readWS(t, c); got != "3probe" {
+		t.Fatalf("probe answered with %q", got)
+	}
+	// The client has stopped polling, as engine.io-client does once its probe is answered,
+	// when the server closes the session: what was queued must still reach it.
+	if err := s.Send([]byte("bye"), Text); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeWS(t, c, ws.MessageText, "5")
+	if _, got := readWS(t, c); got != "4bye" {
+		t.Fatalf("after the upgrade: %q, want 4bye", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := c.ReadMessage(ctx); !errors.As(err, new(*ws.CloseError)) {
+		t.Fatalf("after the queue: %v, want the close", err)
+	}
+	if e := ts.nextClose(); e.reason != ReasonForcedClose {
+		t.Fatalf("reason %q (%v)", e.reason, e.err)
+	}
+}

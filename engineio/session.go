@@ -352,7 +352,14 @@ func (s *Session) closeGracefully(reason CloseReason) {
 	s.state.Store(int32(stateClosing))
 	s.reason = reason
 	probe := s.probe
-	s.probe = nil
+	if s.noopPending {
+		// The probe was answered: the client may have stopped polling already, waiting to
+		// send its upgrade packet. The upgrade goes on, and what is queued, then the close,
+		// goes over the WebSocket (within the grace armed below; closeNow ends the probe).
+		probe = nil
+	} else {
+		s.probe = nil
+	}
 	if s.conn == nil {
 		// The poll that finds the queue empty takes the close packet.
 		s.kickLocked()

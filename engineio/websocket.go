@@ -112,11 +112,14 @@ func (s *Session) runUpgrade(conn *ws.Conn) {
 		return
 	}
 	s.mu.Lock()
-	if s.probe != conn || sessionState(s.state.Load()) != stateOpen {
+	if s.probe != conn || sessionState(s.state.Load()) == stateClosed {
 		s.mu.Unlock()
 		conn.CloseNow()
 		return
 	}
+	// A session closing since its probe was answered switches too: its writer sends what
+	// is queued, then closes (see closeGracefully).
+	closing := sessionState(s.state.Load()) == stateClosing
 	s.transport = TransportWebSocket
 	s.conn = conn
 	s.probe = nil
@@ -128,7 +131,7 @@ func (s *Session) runUpgrade(conn *ws.Conn) {
 		default:
 		}
 	}
-	if len(s.queue) > 0 {
+	if len(s.queue) > 0 || closing {
 		s.kickLocked()
 	}
 	s.mu.Unlock()
