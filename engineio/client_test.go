@@ -304,7 +304,6 @@ func TestClientClosesOnAMalformedPacket(t *testing.T) {
 	}
 }
 
-
 func TestClientOverTLS(t *testing.T) {
 	srv := &Server{}
 	srv.OnConnection = func(s *Session) {
