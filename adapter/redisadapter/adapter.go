@@ -2,8 +2,6 @@ package redisadapter
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,11 +239,7 @@ func newAdapter(nsp *socketio.Namespace, client redis.UniversalClient, o Options
 	return a
 }
 
-func newUID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func newUID() string { return randomHex(8) }
 
 // UID returns the adapter's id in the cluster's messages.
 func (a *Adapter) UID() string { return a.uid }
