@@ -5,6 +5,8 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // EventHandler receives the events of a connection served by an EventLoop.
@@ -40,6 +42,14 @@ type EventLoopOptions struct {
 	// OverflowCode is the close code sent to a peer whose write queue overflowed
 	// (0: StatusPolicyViolation; StatusTryAgainLater is the other usual choice).
 	OverflowCode StatusCode
+	// PingInterval, when positive, turns on keepalive for every served connection, with the
+	// semantics of Conn.KeepAlive but no goroutine per connection: a ping every
+	// PingInterval, and a connection whose pong has not arrived PongTimeout after a ping
+	// is closed without a close frame; its OnClose gets ErrKeepAliveTimeout. No new ping is
+	// sent while a pong is awaited.
+	PingInterval time.Duration
+	// PongTimeout bounds the wait for the pong of a keepalive ping (0: PingInterval).
+	PongTimeout time.Duration
 }
 
 // DefaultMaxQueuedBytes is the default bound of a connection's write queue in an EventLoop.
@@ -80,7 +90,7 @@ type EventLoop struct {
 	opts EventLoopOptions
 
 	mu     sync.Mutex
-	served map[*Conn]struct{} // every open connection, polled or not
+	served map[*Conn]chan struct{} // every open connection, polled or not; the channel (made by waitEnded) is closed after its OnClose
 	closed bool
 	conns  sync.WaitGroup // one per served connection, Done after its OnClose
 
@@ -89,7 +99,7 @@ type EventLoop struct {
 
 // NewEventLoop starts an event loop: its poller (Linux) and its workers.
 func NewEventLoop(opts *EventLoopOptions) (*EventLoop, error) {
-	l := &EventLoop{served: make(map[*Conn]struct{})}
+	l := &EventLoop{served: make(map[*Conn]chan struct{})}
 	if opts != nil {
 		l.opts = *opts
 	}
@@ -98,6 +108,9 @@ func NewEventLoop(opts *EventLoopOptions) (*EventLoop, error) {
 	}
 	if l.opts.MaxQueuedBytes <= 0 {
 		l.opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if l.opts.PingInterval > 0 && l.opts.PongTimeout <= 0 {
+		l.opts.PongTimeout = l.opts.PingInterval
 	}
 	if l.opts.OverflowCode == 0 || !l.opts.OverflowCode.validOnWire() {
 		l.opts.OverflowCode = StatusPolicyViolation
@@ -121,9 +134,10 @@ func (l *EventLoop) Serve(c *Conn, h EventHandler) error {
 		l.mu.Unlock()
 		return ErrLoopClosed
 	}
-	l.served[c] = struct{}{}
+	l.served[c] = nil
 	l.conns.Add(1)
 	l.mu.Unlock()
+	c.loop.Store(l)
 	if l.p != nil && l.p.serve(c, h) {
 		return nil
 	}
@@ -166,19 +180,53 @@ func (l *EventLoop) Close() error {
 // ended is called after a connection's OnClose.
 func (l *EventLoop) ended(c *Conn) {
 	l.mu.Lock()
+	if ch := l.served[c]; ch != nil {
+		close(ch)
+	}
 	delete(l.served, c)
 	l.mu.Unlock()
 	l.conns.Done()
 }
 
+// waitEnded waits until c's OnClose has returned, or ctx is done.
+func (l *EventLoop) waitEnded(ctx context.Context, c *Conn) error {
+	l.mu.Lock()
+	ch, ok := l.served[c]
+	if !ok {
+		l.mu.Unlock()
+		return nil
+	}
+	if ch == nil {
+		ch = make(chan struct{})
+		l.served[c] = ch
+	}
+	l.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // serveGoroutine is the fallback: one goroutine reads c with the blocking API and calls h.
 func (l *EventLoop) serveGoroutine(c *Conn, h EventHandler) {
 	h.OnOpen(c)
+	var timedOut atomic.Bool
+	if l.opts.PingInterval > 0 {
+		go func() {
+			err := c.KeepAlive(context.Background(), l.opts.PingInterval, l.opts.PongTimeout)
+			timedOut.Store(err == ErrKeepAliveTimeout)
+		}()
+	}
 	go func() {
 		defer l.ended(c)
 		for {
 			typ, data, err := c.ReadMessage(context.Background())
 			if err != nil {
+				if err == ErrClosed && timedOut.Load() {
+					err = ErrKeepAliveTimeout
+				}
 				h.OnClose(c, err)
 				return
 			}
