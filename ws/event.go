@@ -50,6 +50,10 @@ type EventLoopOptions struct {
 	PingInterval time.Duration
 	// PongTimeout bounds the wait for the pong of a keepalive ping (0: PingInterval).
 	PongTimeout time.Duration
+	// CloseTimeout bounds the wait for the peer's close frame after a local Close,
+	// StartClose or queue overflow on an event-driven connection (0: DefaultCloseTimeout);
+	// the connection is then closed and OnClose gets ErrClosed.
+	CloseTimeout time.Duration
 }
 
 // DefaultMaxQueuedBytes is the default bound of a connection's write queue in an EventLoop.
@@ -82,7 +86,7 @@ var (
 // socket does not take is written by a worker when it becomes writable; writes made while a
 // handler runs are coalesced into one system call when it returns. Close sends the close
 // frame and returns; the connection ends when the peer answers, or after
-// DefaultCloseTimeout (OnClose reports it). The read methods return ErrEventDriven.
+// EventLoopOptions.CloseTimeout (OnClose reports it). The read methods return ErrEventDriven.
 //
 // An EventLoop is safe for concurrent use. Close it to end every connection it serves and
 // stop its goroutines.
@@ -108,6 +112,9 @@ func NewEventLoop(opts *EventLoopOptions) (*EventLoop, error) {
 	}
 	if l.opts.MaxQueuedBytes <= 0 {
 		l.opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if l.opts.CloseTimeout <= 0 {
+		l.opts.CloseTimeout = DefaultCloseTimeout
 	}
 	if l.opts.PingInterval > 0 && l.opts.PongTimeout <= 0 {
 		l.opts.PongTimeout = l.opts.PingInterval
@@ -212,9 +219,13 @@ func (l *EventLoop) waitEnded(ctx context.Context, c *Conn) error {
 // serveGoroutine is the fallback: one goroutine reads c with the blocking API and calls h.
 func (l *EventLoop) serveGoroutine(c *Conn, h EventHandler) {
 	h.OnOpen(c)
+	// Keepalive: Conn.KeepAlive on its own goroutine (it ends when the connection closes).
 	var timedOut atomic.Bool
+	var keepAliveDone chan struct{}
 	if l.opts.PingInterval > 0 {
+		keepAliveDone = make(chan struct{})
 		go func() {
+			defer close(keepAliveDone)
 			err := c.KeepAlive(context.Background(), l.opts.PingInterval, l.opts.PongTimeout)
 			timedOut.Store(err == ErrKeepAliveTimeout)
 		}()
@@ -224,8 +235,12 @@ func (l *EventLoop) serveGoroutine(c *Conn, h EventHandler) {
 		for {
 			typ, data, err := c.ReadMessage(context.Background())
 			if err != nil {
-				if err == ErrClosed && timedOut.Load() {
-					err = ErrKeepAliveTimeout
+				if keepAliveDone != nil && err == ErrClosed {
+					// Closed: KeepAlive returns at once, and says whether it closed it.
+					<-keepAliveDone
+					if timedOut.Load() {
+						err = ErrKeepAliveTimeout
+					}
 				}
 				h.OnClose(c, err)
 				return

@@ -703,7 +703,7 @@ func (e *evConn) reserveLocked(n int) {
 
 // overflowLocked ends a connection whose reader is too slow: the close frame with the
 // overflow code goes after what is queued, and the connection is closed when the peer
-// answers or after DefaultCloseTimeout, whichever comes first.
+// answers or after EventLoopOptions.CloseTimeout, whichever comes first.
 func (e *evConn) overflowLocked() {
 	c := e.c
 	if !c.closeSent {
@@ -783,13 +783,13 @@ func (e *evConn) startClose(code StatusCode, reason string) error {
 }
 
 // armCloseTimer bounds the wait for the peer's close frame: the connection is closed
-// DefaultCloseTimeout after the first call (the timer wheel's close timeout).
+// EventLoopOptions.CloseTimeout after the first call (the timer wheel's close timeout).
 func (e *evConn) armCloseTimer() {
 	e.mu.Lock()
 	ended := e.ended
 	e.mu.Unlock()
 	if !ended {
-		e.p.wheel.setCloseTimeout(e, DefaultCloseTimeout)
+		e.p.wheel.setCloseTimeout(e, e.p.l.opts.CloseTimeout)
 	}
 }
 
