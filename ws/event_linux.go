@@ -829,7 +829,12 @@ func (e *evConn) timerFired() {
 	case fired&firedClose != 0:
 		c.CloseNow()
 	case fired&firedPing != 0:
-		if err := c.writeControl(OpPing, nil); err != nil && err != errCloseAlreadySent {
+		switch err := c.writeControl(OpPing, nil); {
+		case err == errCloseAlreadySent:
+			// Closing: no more pings, as Conn.KeepAlive stops when its Ping fails; the
+			// close timeout bounds the rest.
+			e.p.wheel.stopKeepAlive(e)
+		case err != nil:
 			c.CloseNow()
 		}
 	}

@@ -218,11 +218,15 @@ func TestEventLoopKeepAlive(t *testing.T) {
 }
 
 // TestEventLoopCloseTimeout: a served connection closing with a peer that never answers
-// the close frame is closed after CloseTimeout by the timer wheel.
+// the close frame is closed after CloseTimeout by the timer wheel (keepalive does not
+// close it first).
 func TestEventLoopCloseTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
-	loop := newLoop(t, &ws.EventLoopOptions{Workers: 2, CloseTimeout: timeout})
+	// Keepalive on, with a shorter pong timeout: it stops once the close frame is out, so
+	// the close timeout is what ends the connection.
+	loop := newLoop(t, &ws.EventLoopOptions{Workers: 2, CloseTimeout: timeout,
+		PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	h := &endHandler{closed: make(chan error, 1), open: func(c *ws.Conn) {
 		_ = c.Close(ws.StatusGoingAway, "bye")
 	}}

@@ -177,6 +177,14 @@ func (w *timerWheel) startKeepAlive(e *evConn, interval time.Duration) {
 	w.mu.Unlock()
 }
 
+// stopKeepAlive ends the keepalive of e (its close frame is out: no more pings).
+func (w *timerWheel) stopKeepAlive(e *evConn) {
+	w.mu.Lock()
+	e.t.pingAt, e.t.pongAt = 0, 0
+	w.rescheduleLocked(e)
+	w.mu.Unlock()
+}
+
 // pong records that the peer answered: the pong timeout is off.
 func (w *timerWheel) pong(e *evConn) {
 	w.mu.Lock()
