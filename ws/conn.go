@@ -110,6 +110,8 @@ type Conn struct {
 	// ev is the event-driven state when an EventLoop polls the connection (set by Serve
 	// before any other use), nil for the blocking mode.
 	ev *evConn
+	// loop is the EventLoop serving the connection (either mode), for Upgrader.Shutdown.
+	loop atomic.Pointer[EventLoop]
 
 	closeRecv chan struct{} // closed when the peer's close frame has been read
 	closed    chan struct{} // closed when the TCP connection is closed
@@ -165,7 +167,17 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // SetReadDeadline sets the deadline for reads on the underlying connection. A read that
 // times out fails the connection: later reads return the same error.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+//
+// On a connection served by an EventLoop the deadline is kept by the loop's timer wheel
+// (to within its tick, 100 ms): once it passes, the connection fails as a blocking read
+// would, with the timeout error, and is closed; OnClose reports that error.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.ev != nil {
+		c.ev.setReadDeadline(t)
+		return nil
+	}
+	return c.nc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the deadline for writes on the underlying connection. A write that
 // times out fails the connection.

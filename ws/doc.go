@@ -70,8 +70,10 @@
 // connection from Upgrade or UpgradeConn with EventLoop.Serve; writes are the usual Conn
 // methods, queued and coalesced, with a bounded queue per connection. Not yet on the loop
 // (they keep a goroutine each, with the same API): compressed connections, TLS, client
-// connections and other platforms; keepalive and read deadlines are not driven by the loop
-// yet. EVENTED.md in this directory describes the design and what comes next.
+// connections and other platforms. Timers are the loop's too, on one timer wheel:
+// SetReadDeadline on a served connection, keepalive (EventLoopOptions.PingInterval) and the
+// close handshake's timeout; Upgrader.Shutdown waits for served connections' OnClose.
+// EVENTED.md in this directory describes the design and what comes next.
 //
 // # Low level
 //

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // EventHandler receives the events of a connection served by an EventLoop.
@@ -40,6 +42,18 @@ type EventLoopOptions struct {
 	// OverflowCode is the close code sent to a peer whose write queue overflowed
 	// (0: StatusPolicyViolation; StatusTryAgainLater is the other usual choice).
 	OverflowCode StatusCode
+	// PingInterval, when positive, turns on keepalive for every served connection, with the
+	// semantics of Conn.KeepAlive but no goroutine per connection: a ping every
+	// PingInterval, and a connection whose pong has not arrived PongTimeout after a ping
+	// is closed without a close frame; its OnClose gets ErrKeepAliveTimeout. No new ping is
+	// sent while a pong is awaited.
+	PingInterval time.Duration
+	// PongTimeout bounds the wait for the pong of a keepalive ping (0: PingInterval).
+	PongTimeout time.Duration
+	// CloseTimeout bounds the wait for the peer's close frame after a local Close,
+	// StartClose or queue overflow on an event-driven connection (0: DefaultCloseTimeout);
+	// the connection is then closed and OnClose gets ErrClosed.
+	CloseTimeout time.Duration
 }
 
 // DefaultMaxQueuedBytes is the default bound of a connection's write queue in an EventLoop.
@@ -72,7 +86,7 @@ var (
 // socket does not take is written by a worker when it becomes writable; writes made while a
 // handler runs are coalesced into one system call when it returns. Close sends the close
 // frame and returns; the connection ends when the peer answers, or after
-// DefaultCloseTimeout (OnClose reports it). The read methods return ErrEventDriven.
+// EventLoopOptions.CloseTimeout (OnClose reports it). The read methods return ErrEventDriven.
 //
 // An EventLoop is safe for concurrent use. Close it to end every connection it serves and
 // stop its goroutines.
@@ -80,7 +94,7 @@ type EventLoop struct {
 	opts EventLoopOptions
 
 	mu     sync.Mutex
-	served map[*Conn]struct{} // every open connection, polled or not
+	served map[*Conn]chan struct{} // every open connection, polled or not; the channel (made by waitEnded) is closed after its OnClose
 	closed bool
 	conns  sync.WaitGroup // one per served connection, Done after its OnClose
 
@@ -89,7 +103,7 @@ type EventLoop struct {
 
 // NewEventLoop starts an event loop: its poller (Linux) and its workers.
 func NewEventLoop(opts *EventLoopOptions) (*EventLoop, error) {
-	l := &EventLoop{served: make(map[*Conn]struct{})}
+	l := &EventLoop{served: make(map[*Conn]chan struct{})}
 	if opts != nil {
 		l.opts = *opts
 	}
@@ -98,6 +112,12 @@ func NewEventLoop(opts *EventLoopOptions) (*EventLoop, error) {
 	}
 	if l.opts.MaxQueuedBytes <= 0 {
 		l.opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if l.opts.CloseTimeout <= 0 {
+		l.opts.CloseTimeout = DefaultCloseTimeout
+	}
+	if l.opts.PingInterval > 0 && l.opts.PongTimeout <= 0 {
+		l.opts.PongTimeout = l.opts.PingInterval
 	}
 	if l.opts.OverflowCode == 0 || !l.opts.OverflowCode.validOnWire() {
 		l.opts.OverflowCode = StatusPolicyViolation
@@ -121,9 +141,10 @@ func (l *EventLoop) Serve(c *Conn, h EventHandler) error {
 		l.mu.Unlock()
 		return ErrLoopClosed
 	}
-	l.served[c] = struct{}{}
+	l.served[c] = nil
 	l.conns.Add(1)
 	l.mu.Unlock()
+	c.loop.Store(l)
 	if l.p != nil && l.p.serve(c, h) {
 		return nil
 	}
@@ -166,19 +187,61 @@ func (l *EventLoop) Close() error {
 // ended is called after a connection's OnClose.
 func (l *EventLoop) ended(c *Conn) {
 	l.mu.Lock()
+	if ch := l.served[c]; ch != nil {
+		close(ch)
+	}
 	delete(l.served, c)
 	l.mu.Unlock()
 	l.conns.Done()
 }
 
+// waitEnded waits until c's OnClose has returned, or ctx is done.
+func (l *EventLoop) waitEnded(ctx context.Context, c *Conn) error {
+	l.mu.Lock()
+	ch, ok := l.served[c]
+	if !ok {
+		l.mu.Unlock()
+		return nil
+	}
+	if ch == nil {
+		ch = make(chan struct{})
+		l.served[c] = ch
+	}
+	l.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // serveGoroutine is the fallback: one goroutine reads c with the blocking API and calls h.
 func (l *EventLoop) serveGoroutine(c *Conn, h EventHandler) {
 	h.OnOpen(c)
+	// Keepalive: Conn.KeepAlive on its own goroutine (it ends when the connection closes).
+	var timedOut atomic.Bool
+	var keepAliveDone chan struct{}
+	if l.opts.PingInterval > 0 {
+		keepAliveDone = make(chan struct{})
+		go func() {
+			defer close(keepAliveDone)
+			err := c.KeepAlive(context.Background(), l.opts.PingInterval, l.opts.PongTimeout)
+			timedOut.Store(err == ErrKeepAliveTimeout)
+		}()
+	}
 	go func() {
 		defer l.ended(c)
 		for {
 			typ, data, err := c.ReadMessage(context.Background())
 			if err != nil {
+				if keepAliveDone != nil && err == ErrClosed {
+					// Closed: KeepAlive returns at once, and says whether it closed it.
+					<-keepAliveDone
+					if timedOut.Load() {
+						err = ErrKeepAliveTimeout
+					}
+				}
 				h.OnClose(c, err)
 				return
 			}

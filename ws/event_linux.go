@@ -25,6 +25,7 @@ const (
 	evRead  uint8 = 1 << iota // readable, or hung up / in error (the read tells which)
 	evWrite                   // writable: flush the queue
 	evClose                   // the connection was closed: call OnClose
+	evTimer                   // one of its deadlines came due in the timer wheel
 )
 
 const (
@@ -43,6 +44,8 @@ type poller struct {
 	mu    sync.Mutex
 	conns map[int32]*evConn // by fd; gen in the event tells a reused fd apart
 	gen   uint32
+
+	wheel *timerWheel
 
 	work    chan *evConn
 	quit    chan struct{}
@@ -72,6 +75,7 @@ func newPoller(l *EventLoop) (*poller, error) {
 		conns:  make(map[int32]*evConn),
 		work:   make(chan *evConn, 1024),
 		quit:   make(chan struct{}),
+		wheel:  newTimerWheel(),
 	}
 	p.stopped.Add(1 + l.opts.Workers)
 	go p.wait()
@@ -89,6 +93,7 @@ func (p *poller) close() error {
 	one[0] = 1 // 1 in either byte order: any non-zero value wakes the poller
 	_, _ = unix.Write(p.wakefd, one[:])
 	p.stopped.Wait()
+	p.wheel.stop()
 	unix.Close(p.wakefd)
 	return unix.Close(p.epfd)
 }
@@ -173,6 +178,9 @@ func (p *poller) serve(c *Conn, h EventHandler) bool {
 	e.readFn = e.readRaw
 	e.writeFn = e.writeRaw
 	c.ev = e
+	if d := p.l.opts.PingInterval; d > 0 {
+		p.wheel.startKeepAlive(e, d)
+	}
 	h.OnOpen(c)
 	p.mu.Lock()
 	p.gen++
@@ -205,11 +213,13 @@ type evConn struct {
 	fd  int32
 	gen uint32
 
-	mu         sync.Mutex // guards running, pending, ended, closeTimer
-	running    bool       // a worker (or Serve) holds the connection
-	pending    uint8      // events that arrived while it was held
-	ended      bool       // OnClose was called
-	closeTimer *time.Timer
+	mu      sync.Mutex // guards running, pending, ended
+	running bool       // a worker (or Serve) holds the connection
+	pending uint8      // events that arrived while it was held
+	ended   bool       // OnClose was called
+
+	t      evTimers     // deadlines and wheel links, under p.wheel.mu
+	readAt atomic.Int64 // t.readAt, for the read path's check without the wheel's lock
 
 	// Write side, under Conn.wmu: the queue is (*c.wb)[wpos:].
 	wpos       int
@@ -284,6 +294,13 @@ func (e *evConn) run() {
 			e.end()
 			continue
 		}
+		if bits&evTimer != 0 {
+			e.timerFired()
+			if c.isClosed() || c.readErr != nil {
+				e.end()
+				continue
+			}
+		}
 		if bits&evRead != 0 {
 			e.handleRead()
 		}
@@ -310,10 +327,8 @@ func (e *evConn) end() {
 		return
 	}
 	e.ended = true
-	if e.closeTimer != nil {
-		e.closeTimer.Stop()
-	}
 	e.mu.Unlock()
+	e.p.wheel.forget(e)
 	c.releaseReadBuffer()
 	if e.msg != nil {
 		putBuffer(e.msg)
@@ -390,6 +405,11 @@ func (e *evConn) handleRead() {
 	c := e.c
 	e.inHandler.Store(true)
 	defer e.inHandler.Store(false)
+	if at := e.readAt.Load(); at != 0 && e.p.wheel.clock(time.Now()) >= at {
+		// Past the read deadline: a blocking read would fail now, before any byte.
+		c.readFailed(errReadTimeout(c))
+		return
+	}
 	for range readsPerTurn {
 		if c.readErr != nil || c.isClosed() {
 			return
@@ -683,7 +703,7 @@ func (e *evConn) reserveLocked(n int) {
 
 // overflowLocked ends a connection whose reader is too slow: the close frame with the
 // overflow code goes after what is queued, and the connection is closed when the peer
-// answers or after DefaultCloseTimeout, whichever comes first.
+// answers or after EventLoopOptions.CloseTimeout, whichever comes first.
 func (e *evConn) overflowLocked() {
 	c := e.c
 	if !c.closeSent {
@@ -762,11 +782,60 @@ func (e *evConn) startClose(code StatusCode, reason string) error {
 	return err
 }
 
+// armCloseTimer bounds the wait for the peer's close frame: the connection is closed
+// EventLoopOptions.CloseTimeout after the first call (the timer wheel's close timeout).
 func (e *evConn) armCloseTimer() {
 	e.mu.Lock()
-	if e.closeTimer == nil && !e.ended {
-		c := e.c
-		e.closeTimer = time.AfterFunc(DefaultCloseTimeout, func() { c.CloseNow() })
-	}
+	ended := e.ended
 	e.mu.Unlock()
+	if !ended {
+		e.p.wheel.setCloseTimeout(e, e.p.l.opts.CloseTimeout)
+	}
+}
+
+// setReadDeadline is Conn.SetReadDeadline on a served connection: when t passes and the
+// connection is still open, its reading fails with a timeout error (as a blocking read
+// would) and the connection is closed without a close frame; OnClose reports the error.
+func (e *evConn) setReadDeadline(t time.Time) {
+	e.mu.Lock()
+	ended := e.ended
+	e.mu.Unlock()
+	if !ended {
+		e.p.wheel.setReadDeadline(e, t)
+	}
+}
+
+// pong is called by the worker for each pong received.
+func (e *evConn) pong() {
+	if e.p.l.opts.PingInterval > 0 {
+		e.p.wheel.pong(e)
+	}
+}
+
+// timerFired runs on the worker holding the connection when the wheel found one of its
+// deadlines due: the close timeout closes it; a passed read deadline fails its reading
+// with a timeout error; a late pong closes it with ErrKeepAliveTimeout (no close frame,
+// as Conn.KeepAlive); a keepalive ping due is queued.
+func (e *evConn) timerFired() {
+	c := e.c
+	o := &e.p.l.opts
+	fired := e.p.wheel.due(e, o.PingInterval, o.PongTimeout)
+	switch {
+	case fired&firedRead != 0:
+		c.readFailed(errReadTimeout(c))
+	case fired&firedPong != 0:
+		c.readErr = ErrKeepAliveTimeout
+		c.CloseNow()
+	case fired&firedClose != 0:
+		c.CloseNow()
+	case fired&firedPing != 0:
+		switch err := c.writeControl(OpPing, nil); {
+		case err == errCloseAlreadySent:
+			// Closing: no more pings, as Conn.KeepAlive stops when its Ping fails; the
+			// close timeout bounds the rest.
+			e.p.wheel.stopKeepAlive(e)
+		case err != nil:
+			c.CloseNow()
+		}
+	}
 }

@@ -2,6 +2,8 @@
 
 package ws
 
+import "time"
+
 // Without epoll, every connection an EventLoop serves gets the goroutine fallback: the
 // EventLoop API and its guarantees are the same, the memory per idle connection is not.
 
@@ -16,6 +18,8 @@ func (*poller) close() error                   { return nil }
 type evConn struct{}
 
 func (*evConn) beforeClose()                           {}
+func (*evConn) setReadDeadline(time.Time)              {}
+func (*evConn) pong()                                  {}
 func (*evConn) afterClose()                            {}
 func (*evConn) startClose(StatusCode, string) error    { return nil }
 func (*evConn) queueLocked(Header, []byte, bool) error { return nil }

@@ -383,6 +383,9 @@ func (c *Conn) handleControl(h Header) error {
 		case c.pongs <- struct{}{}:
 		default:
 		}
+		if c.ev != nil {
+			c.ev.pong()
+		}
 		if hp := c.pongHandler.Load(); hp != nil {
 			(*hp)(payload)
 		}

@@ -331,7 +331,8 @@ func (u *Upgrader) forget(c *Conn) {
 
 // Shutdown refuses new upgrades (503) and closes every open connection this Upgrader
 // accepted with StatusGoingAway, each with a close handshake. It returns when all are closed
-// or when ctx is done (it then closes the rest at once and returns ctx.Err()).
+// or when ctx is done (it then closes the rest at once and returns ctx.Err()). For a
+// connection served by an EventLoop, "closed" means its OnClose has returned.
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.mu.Lock()
 	u.shuttingDown = true
@@ -355,6 +356,11 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			_ = c.Close(StatusGoingAway, "server shutting down")
+			if l := c.loop.Load(); l != nil {
+				// Served by an EventLoop: Close may return before the end (the peer's
+				// answer or the close timeout); wait for OnClose.
+				_ = l.waitEnded(ctx, c)
+			}
 		}()
 	}
 	done := make(chan struct{})
