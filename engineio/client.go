@@ -80,6 +80,7 @@ type HTTPError struct {
 	Message    string
 }
 
+// Error says what the server answered.
 func (e *HTTPError) Error() string {
 	if e.Code < 0 {
 		return fmt.Sprintf("engineio: server answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
