@@ -376,9 +376,11 @@ func (c *Conn) deferFlush() {
 	}
 }
 
-// flushPending writes out frames left to be coalesced.
+// flushPending writes out frames left to be coalesced. While a Batch runs it leaves them:
+// the Batch writes them when it ends (the timer firing mid-batch split one batch into two
+// writes on a loaded machine).
 func (c *Conn) flushPending() {
-	if !c.pending.Load() {
+	if !c.pending.Load() || c.batching.Load() > 0 {
 		return
 	}
 	c.wmu.Lock()
