@@ -125,36 +125,7 @@ func TestRelayServesPollingRequestsThatReachAnotherServer(t *testing.T) {
 	}
 	<-owner.opened
 
-	// The first half one at a time, each echo awaited (a POST and a poll each, through
-	// either server), the second half at once (batched in few requests).
-	const n = 200
-	expect := func(i int) {
-		t.Helper()
-		select {
-		case m := <-received:
-			if want := fmt.Sprintf("m%d", i); m != want {
-				t.Fatalf("message %d: got %q, want %q", i, m, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("message %d did not come back", i)
-		}
-	}
-	send := func(i int) {
-		t.Helper()
-		if err := c.Send(fmt.Appendf(nil, "m%d", i), engineio.Text); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n / 2 {
-		send(i)
-		expect(i)
-	}
-	for i := n / 2; i < n; i++ {
-		send(i)
-	}
-	for i := n / 2; i < n; i++ {
-		expect(i)
-	}
+	lbtest.EchoInOrder(t, 200, func(m []byte) error { return c.Send(m, engineio.Text) }, received)
 
 	// Heartbeats through the relay keep the session open: 2 s is more than 6 pings.
 	time.Sleep(2 * time.Second)

@@ -3,7 +3,6 @@ package redisadapter_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -122,34 +121,7 @@ func TestRelayOverRedisServesPollingWithoutStickySessions(t *testing.T) {
 	}
 	<-owner.opened
 
-	const n = 200
-	expect := func(i int) {
-		t.Helper()
-		select {
-		case m := <-received:
-			if want := fmt.Sprintf("m%d", i); m != want {
-				t.Fatalf("message %d: got %q, want %q", i, m, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("message %d did not come back", i)
-		}
-	}
-	send := func(i int) {
-		t.Helper()
-		if err := c.Send(fmt.Appendf(nil, "m%d", i), engineio.Text); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n / 2 { // one at a time: a POST and a poll each
-		send(i)
-		expect(i)
-	}
-	for i := n / 2; i < n; i++ { // at once
-		send(i)
-	}
-	for i := n / 2; i < n; i++ {
-		expect(i)
-	}
+	lbtest.EchoInOrder(t, 200, func(m []byte) error { return c.Send(m, engineio.Text) }, received)
 
 	time.Sleep(2 * time.Second) // more than 6 pings, each poll and pong through either node
 	select {

@@ -4,6 +4,7 @@
 package lbtest
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Front is a round-robin reverse proxy in front of backends.
@@ -61,4 +63,39 @@ func (f *Front) Counts() []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]int(nil), f.counts...)
+}
+
+// EchoInOrder sends n messages "m0".."m<n-1>" with send and checks that received gives them
+// back in order: the first half one at a time, each echo awaited (a POST and a poll each,
+// through whichever backend the front picks), the second half at once (batched into few
+// requests). Each echo is awaited at most 5 s.
+func EchoInOrder(tb testing.TB, n int, send func([]byte) error, received <-chan string) {
+	tb.Helper()
+	expect := func(i int) {
+		tb.Helper()
+		select {
+		case m := <-received:
+			if want := fmt.Sprintf("m%d", i); m != want {
+				tb.Fatalf("message %d: got %q, want %q", i, m, want)
+			}
+		case <-time.After(5 * time.Second):
+			tb.Fatalf("message %d did not come back", i)
+		}
+	}
+	sendOne := func(i int) {
+		tb.Helper()
+		if err := send(fmt.Appendf(nil, "m%d", i)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i := range n / 2 {
+		sendOne(i)
+		expect(i)
+	}
+	for i := n / 2; i < n; i++ {
+		sendOne(i)
+	}
+	for i := n / 2; i < n; i++ {
+		expect(i)
+	}
 }
