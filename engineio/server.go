@@ -122,6 +122,12 @@ type Server struct {
 	// ErrorSessionIDUnknown, and clients need a sticky load balancer.
 	Relay SessionRelay
 
+	// EventLoop, when set, serves the sessions' WebSocket connections on it instead of one
+	// goroutine each: an idle WebSocket session then holds no goroutine and no read buffer
+	// (see ws.EventLoop). The loop belongs to the caller, who closes it after Shutdown. The
+	// polling transport is unchanged (an idle poll holds only its HTTP request).
+	EventLoop *ws.EventLoop
+
 	// OnConnection is called with each new session, after its handshake is accepted and
 	// before the client receives the open packet, so that no message can arrive before it
 	// returns: set Session.OnMessage and Session.OnClose here. It runs on the goroutine of

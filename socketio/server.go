@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/duplexio/duplex/engineio"
+	"github.com/duplexio/duplex/ws"
 )
 
 // DefaultPath is where a Server answers when its Engine.IO server has no Path.
@@ -24,6 +25,10 @@ type Options struct {
 	// engineio.Server with its defaults. Its Path defaults to DefaultPath; the Socket.IO
 	// server sets its OnConnection.
 	Engine *engineio.Server
+	// EventLoop, when set, serves the WebSocket connections of the clients on it, with no
+	// goroutine and no read buffer per idle client; it sets the EventLoop of Engine when that
+	// has none. The loop belongs to the caller, who closes it after the server's Shutdown.
+	EventLoop *ws.EventLoop
 	// ConnectTimeout closes a connection that has not joined a namespace within it
 	// (0: DefaultConnectTimeout).
 	ConnectTimeout time.Duration
@@ -83,6 +88,9 @@ func NewServer(opts *Options) *Server {
 	}
 	if srv.engine == nil {
 		srv.engine = &engineio.Server{}
+	}
+	if srv.engine.EventLoop == nil {
+		srv.engine.EventLoop = opts.EventLoop
 	}
 	if srv.engine.Path == "" {
 		srv.engine.Path = DefaultPath
