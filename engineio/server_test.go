@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,22 @@ func newTestServer(t *testing.T, srv *Server, onMessage func(s *Session, data []
 		ts.http.Close()
 	})
 	return ts
+}
+
+// inEveryWebSocketMode runs test once with each way the server can serve its WebSockets: a
+// goroutine each, and on an event loop (the loop given, set as Server.EventLoop; closed when
+// the test ends). (internal/eiotest has the same for the external tests; it imports this
+// package, so these cannot use it.)
+func inEveryWebSocketMode(t *testing.T, test func(t *testing.T, loop *ws.EventLoop)) {
+	t.Run("goroutine", func(t *testing.T) { test(t, nil) })
+	t.Run("evented", func(t *testing.T) {
+		loop, err := ws.NewEventLoop(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { loop.Close() })
+		test(t, loop)
+	})
 }
 
 func (ts *testServer) url(query string) string {
@@ -222,48 +239,50 @@ func TestWritableAndDrainFollowTheQueue(t *testing.T) {
 }
 
 func TestShutdownClosesEverySessionAndRefusesNewOnes(t *testing.T) {
-	ts := newTestServer(t, &Server{}, nil)
-	polling := ts.openPolling()
-	conn := ts.dial("transport=websocket")
-	if _, open := readWS(t, conn); !strings.HasPrefix(open, "0{") {
-		t.Fatalf("open: %q", open)
-	}
-	ts.nextSession()
-
-	pollDone := make(chan string, 1)
-	go func() {
-		_, body := ts.do("GET", "transport=polling&sid="+polling.ID(), "", nil)
-		pollDone <- body
-	}()
-	// Let the poll arrive and wait, so that shutdown answers it.
-	deadline := time.Now().Add(5 * time.Second)
-	for !pollWaiting(polling) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := ts.srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if body := <-pollDone; body != "1" {
-		t.Fatalf("pending poll answered %q, want the close packet", body)
-	}
-	_, _, err := conn.ReadMessage(ctx)
-	if code := ws.CloseStatus(err); code != ws.StatusGoingAway {
-		t.Fatalf("websocket ended with %v, want 1001", err)
-	}
-	for range 2 {
-		if e := ts.nextClose(); e.reason != ReasonServerShutdown {
-			t.Fatalf("closed with %q", e.reason)
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		ts := newTestServer(t, &Server{EventLoop: loop}, nil)
+		polling := ts.openPolling()
+		conn := ts.dial("transport=websocket")
+		if _, open := readWS(t, conn); !strings.HasPrefix(open, "0{") {
+			t.Fatalf("open: %q", open)
 		}
-	}
-	if n := ts.srv.SessionCount(); n != 0 {
-		t.Fatalf("%d sessions left", n)
-	}
-	if resp, _ := ts.do("GET", "transport=polling", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("handshake after shutdown: %d", resp.StatusCode)
-	}
+		ts.nextSession()
+
+		pollDone := make(chan string, 1)
+		go func() {
+			_, body := ts.do("GET", "transport=polling&sid="+polling.ID(), "", nil)
+			pollDone <- body
+		}()
+		// Let the poll arrive and wait, so that shutdown answers it.
+		deadline := time.Now().Add(5 * time.Second)
+		for !pollWaiting(polling) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ts.srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if body := <-pollDone; body != "1" {
+			t.Fatalf("pending poll answered %q, want the close packet", body)
+		}
+		_, _, err := conn.ReadMessage(ctx)
+		if code := ws.CloseStatus(err); code != ws.StatusGoingAway {
+			t.Fatalf("websocket ended with %v, want 1001", err)
+		}
+		for range 2 {
+			if e := ts.nextClose(); e.reason != ReasonServerShutdown {
+				t.Fatalf("closed with %q", e.reason)
+			}
+		}
+		if n := ts.srv.SessionCount(); n != 0 {
+			t.Fatalf("%d sessions left", n)
+		}
+		if resp, _ := ts.do("GET", "transport=polling", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("handshake after shutdown: %d", resp.StatusCode)
+		}
+	})
 }
 
 func pollWaiting(s *Session) bool {
@@ -427,42 +446,46 @@ func TestRequestsOutsideThePathAreNotFound(t *testing.T) {
 }
 
 func TestBinaryGoesAsBase64ToClientsThatAskForIt(t *testing.T) {
-	ts := newTestServer(t, &Server{}, func(s *Session, data []byte, binary bool) {
-		f := Text
-		if binary {
-			f = Binary
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		ts := newTestServer(t, &Server{EventLoop: loop}, func(s *Session, data []byte, binary bool) {
+			f := Text
+			if binary {
+				f = Binary
+			}
+			_ = s.Send(bytes.Clone(data), f)
+		})
+		c := ts.dial("transport=websocket&b64=1")
+		readWS(t, c) // open
+		ts.nextSession()
+		writeWS(t, c, ws.MessageText, "bAQID") // a binary message sent as base64
+		if typ, m := readWS(t, c); typ != ws.MessageText || m != "bAQID" {
+			t.Fatalf("%v %q, want text bAQID", typ, m)
 		}
-		_ = s.Send(bytes.Clone(data), f)
 	})
-	c := ts.dial("transport=websocket&b64=1")
-	readWS(t, c) // open
-	ts.nextSession()
-	writeWS(t, c, ws.MessageText, "bAQID") // a binary message sent as base64
-	if typ, m := readWS(t, c); typ != ws.MessageText || m != "bAQID" {
-		t.Fatalf("%v %q, want text bAQID", typ, m)
-	}
 }
 
 func TestWebSocketMessageOverTheLimitClosesTheSession(t *testing.T) {
-	ts := newTestServer(t, &Server{MaxHTTPBufferSize: 1000}, nil)
-	c := ts.dial("transport=websocket")
-	readWS(t, c)
-	ts.nextSession()
-	writeWS(t, c, ws.MessageText, "4"+strings.Repeat("x", 1000))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		_, _, err := c.ReadMessage(ctx)
-		if err != nil {
-			if code := ws.CloseStatus(err); code != ws.StatusMessageTooBig {
-				t.Fatalf("ended with %v, want 1009", err)
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		ts := newTestServer(t, &Server{MaxHTTPBufferSize: 1000, EventLoop: loop}, nil)
+		c := ts.dial("transport=websocket")
+		readWS(t, c)
+		ts.nextSession()
+		writeWS(t, c, ws.MessageText, "4"+strings.Repeat("x", 1000))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for {
+			_, _, err := c.ReadMessage(ctx)
+			if err != nil {
+				if code := ws.CloseStatus(err); code != ws.StatusMessageTooBig {
+					t.Fatalf("ended with %v, want 1009", err)
+				}
+				break
 			}
-			break
 		}
-	}
-	if e := ts.nextClose(); e.reason != ReasonTransportError || e.err == nil {
-		t.Fatalf("closed with %q %v", e.reason, e.err)
-	}
+		if e := ts.nextClose(); e.reason != ReasonTransportError || e.err == nil {
+			t.Fatalf("closed with %q %v", e.reason, e.err)
+		}
+	})
 }
 
 func TestSendRefusesTheRecordSeparatorOnPolling(t *testing.T) {
@@ -480,100 +503,102 @@ func TestSendRefusesTheRecordSeparatorOnPolling(t *testing.T) {
 // upgrades, with a raw client that follows engine.io-client's steps, and checks that each
 // side receives every message once, in order.
 func TestUpgradeKeepsEveryPacketInOrder(t *testing.T) {
-	const n = 300
-	var mu sync.Mutex
-	var received []string
-	ts := newTestServer(t, &Server{}, func(s *Session, data []byte, binary bool) {
-		mu.Lock()
-		received = append(received, string(data))
-		mu.Unlock()
-	})
-	s := ts.openPolling()
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for i := range n {
-			if s.Send([]byte(strconv.Itoa(i)), Text) != nil {
-				return
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		const n = 300
+		var mu sync.Mutex
+		var received []string
+		ts := newTestServer(t, &Server{EventLoop: loop}, func(s *Session, data []byte, binary bool) {
+			mu.Lock()
+			received = append(received, string(data))
+			mu.Unlock()
+		})
+		s := ts.openPolling()
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for i := range n {
+				if s.Send([]byte(strconv.Itoa(i)), Text) != nil {
+					return
+				}
+				if i%10 == 0 {
+					time.Sleep(time.Millisecond)
+				}
 			}
-			if i%10 == 0 {
-				time.Sleep(time.Millisecond)
+		}()
+		var got []string
+		collect := func(body string) {
+			for _, p := range strings.Split(body, "\x1e") {
+				if m, ok := strings.CutPrefix(p, "4"); ok {
+					got = append(got, m)
+				}
 			}
 		}
-	}()
-	var got []string
-	collect := func(body string) {
-		for _, p := range strings.Split(body, "\x1e") {
-			if m, ok := strings.CutPrefix(p, "4"); ok {
-				got = append(got, m)
-			}
+		sid := s.ID()
+		clientSent := 0
+		// Some polls and posts first.
+		for range 3 {
+			_, body := ts.do("GET", "transport=polling&sid="+sid, "", nil)
+			collect(body)
+			ts.do("POST", "transport=polling&sid="+sid, fmt.Sprintf("4c%d\x1e4c%d", clientSent, clientSent+1), nil)
+			clientSent += 2
 		}
-	}
-	sid := s.ID()
-	clientSent := 0
-	// Some polls and posts first.
-	for range 3 {
+		// Upgrade: probe, then a poll that the noop releases, then the upgrade packet.
+		c := ts.dial("transport=websocket&sid=" + sid)
+		writeWS(t, c, ws.MessageText, "2probe")
+		if _, m := readWS(t, c); m != "3probe" {
+			t.Fatalf("probe answered %q", m)
+		}
+		// The client pauses polling: its last poll is answered at once, with the packets
+		// queued by then or a noop.
 		_, body := ts.do("GET", "transport=polling&sid="+sid, "", nil)
 		collect(body)
-		ts.do("POST", "transport=polling&sid="+sid, fmt.Sprintf("4c%d\x1e4c%d", clientSent, clientSent+1), nil)
-		clientSent += 2
-	}
-	// Upgrade: probe, then a poll that the noop releases, then the upgrade packet.
-	c := ts.dial("transport=websocket&sid=" + sid)
-	writeWS(t, c, ws.MessageText, "2probe")
-	if _, m := readWS(t, c); m != "3probe" {
-		t.Fatalf("probe answered %q", m)
-	}
-	// The client pauses polling: its last poll is answered at once, with the packets
-	// queued by then or a noop.
-	_, body := ts.do("GET", "transport=polling&sid="+sid, "", nil)
-	collect(body)
-	writeWS(t, c, ws.MessageText, "5")
-	for range 20 {
-		writeWS(t, c, ws.MessageText, fmt.Sprintf("4c%d", clientSent))
-		clientSent++
-	}
-	<-sent
-	for len(got) < n {
-		_, m := readWS(t, c)
-		if rest, ok := strings.CutPrefix(m, "4"); ok {
-			got = append(got, rest)
-		} else if m == "2" {
-			writeWS(t, c, ws.MessageText, "3")
+		writeWS(t, c, ws.MessageText, "5")
+		for range 20 {
+			writeWS(t, c, ws.MessageText, fmt.Sprintf("4c%d", clientSent))
+			clientSent++
 		}
-	}
-	for i, m := range got {
-		if m != strconv.Itoa(i) {
-			t.Fatalf("client got %v", got)
+		<-sent
+		for len(got) < n {
+			_, m := readWS(t, c)
+			if rest, ok := strings.CutPrefix(m, "4"); ok {
+				got = append(got, rest)
+			} else if m == "2" {
+				writeWS(t, c, ws.MessageText, "3")
+			}
 		}
-	}
-	if s.Transport() != TransportWebSocket {
-		t.Fatalf("transport %q", s.Transport())
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+		for i, m := range got {
+			if m != strconv.Itoa(i) {
+				t.Fatalf("client got %v", got)
+			}
+		}
+		if s.Transport() != TransportWebSocket {
+			t.Fatalf("transport %q", s.Transport())
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			k := len(received)
+			mu.Unlock()
+			if k == clientSent || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		mu.Lock()
-		k := len(received)
-		mu.Unlock()
-		if k == clientSent || time.Now().After(deadline) {
-			break
+		defer mu.Unlock()
+		for i, m := range received {
+			if m != "c"+strconv.Itoa(i) {
+				t.Fatalf("server got %v", received)
+			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i, m := range received {
-		if m != "c"+strconv.Itoa(i) {
-			t.Fatalf("server got %v", received)
+		if len(received) != clientSent {
+			t.Fatalf("server got %d of %d", len(received), clientSent)
 		}
-	}
-	if len(received) != clientSent {
-		t.Fatalf("server got %d of %d", len(received), clientSent)
-	}
-	// Polling is over for this session.
-	if resp, _ := ts.do("GET", "transport=polling&sid="+sid, "", nil); resp.StatusCode != 400 {
-		t.Fatalf("poll after upgrade: %d", resp.StatusCode)
-	}
+		// Polling is over for this session.
+		if resp, _ := ts.do("GET", "transport=polling&sid="+sid, "", nil); resp.StatusCode != 400 {
+			t.Fatalf("poll after upgrade: %d", resp.StatusCode)
+		}
+	})
 }
 
 func TestAMessageOverTheByteBoundGoesAloneInAnEmptyQueue(t *testing.T) {
@@ -693,31 +718,33 @@ func TestInitialPacketFollowsTheOpenPacket(t *testing.T) {
 }
 
 func TestPerMessageDeflateIsNegotiatedWhenEnabled(t *testing.T) {
-	for _, enabled := range []bool{false, true} {
-		t.Run(fmt.Sprint(enabled), func(t *testing.T) {
-			srv := &Server{}
-			if enabled {
-				srv.PerMessageDeflate = &ws.CompressionOptions{}
-			}
-			ts := newTestServer(t, srv, func(s *Session, data []byte, binary bool) { _ = s.Send(bytes.Clone(data), Text) })
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(ts.url("transport=websocket"), "http"), &ws.DialOptions{Compression: &ws.CompressionOptions{}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.CloseNow()
-			if got := c.Compression() != ""; got != enabled {
-				t.Fatalf("compression %q, enabled %v", c.Compression(), enabled)
-			}
-			readWS(t, c)
-			big := "4" + strings.Repeat("deflate me ", 100)
-			writeWS(t, c, ws.MessageText, big)
-			if _, m := readWS(t, c); m != big {
-				t.Fatalf("echo of %d bytes: %d bytes", len(big), len(m))
-			}
-		})
-	}
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		for _, enabled := range []bool{false, true} {
+			t.Run(fmt.Sprint(enabled), func(t *testing.T) {
+				srv := &Server{EventLoop: loop}
+				if enabled {
+					srv.PerMessageDeflate = &ws.CompressionOptions{}
+				}
+				ts := newTestServer(t, srv, func(s *Session, data []byte, binary bool) { _ = s.Send(bytes.Clone(data), Text) })
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				c, _, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(ts.url("transport=websocket"), "http"), &ws.DialOptions{Compression: &ws.CompressionOptions{}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.CloseNow()
+				if got := c.Compression() != ""; got != enabled {
+					t.Fatalf("compression %q, enabled %v", c.Compression(), enabled)
+				}
+				readWS(t, c)
+				big := "4" + strings.Repeat("deflate me ", 100)
+				writeWS(t, c, ws.MessageText, big)
+				if _, m := readWS(t, c); m != big {
+					t.Fatalf("echo of %d bytes: %d bytes", len(big), len(m))
+				}
+			})
+		}
+	})
 }
 
 func TestAClosingPollingSessionSendsItsClosePacketAloneAfterItsQueue(t *testing.T) {
@@ -784,31 +811,97 @@ func TestCORSHeaders(t *testing.T) {
 }
 
 func TestAClosingSessionFinishesAnAnsweredUpgrade(t *testing.T) {
-	ts := newTestServer(t, &Server{}, nil)
-	s := ts.openPolling()
-	c := ts.dial("transport=websocket&sid=" + s.ID())
-	writeWS(t, c, ws.MessageText, "2probe")
-	if _, got := readWS(t, c); got != "3probe" {
-		t.Fatalf("probe answered with %q", got)
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		ts := newTestServer(t, &Server{EventLoop: loop}, nil)
+		s := ts.openPolling()
+		c := ts.dial("transport=websocket&sid=" + s.ID())
+		writeWS(t, c, ws.MessageText, "2probe")
+		if _, got := readWS(t, c); got != "3probe" {
+			t.Fatalf("probe answered with %q", got)
+		}
+		// The client has stopped polling, as engine.io-client does once its probe is answered,
+		// when the server closes the session: what was queued must still reach it.
+		if err := s.Send([]byte("bye"), Text); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		writeWS(t, c, ws.MessageText, "5")
+		if _, got := readWS(t, c); got != "4bye" {
+			t.Fatalf("after the upgrade: %q, want 4bye", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, _, err := c.ReadMessage(ctx); !errors.As(err, new(*ws.CloseError)) {
+			t.Fatalf("after the queue: %v, want the close", err)
+		}
+		if e := ts.nextClose(); e.reason != ReasonForcedClose {
+			t.Fatalf("reason %q (%v)", e.reason, e.err)
+		}
+	})
+}
+
+func TestAStalledUpgradeTimesOutAndTheSessionStaysOnPolling(t *testing.T) {
+	for _, probed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("probed=%v", probed), func(t *testing.T) {
+			inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+				ts := newTestServer(t, &Server{UpgradeTimeout: 200 * time.Millisecond, EventLoop: loop}, nil)
+				s := ts.openPolling()
+				c := ts.dial("transport=websocket&sid=" + s.ID())
+				if probed {
+					writeWS(t, c, ws.MessageText, "2probe")
+					if _, got := readWS(t, c); got != "3probe" {
+						t.Fatalf("probe answered with %q", got)
+					}
+				}
+				// The client never sends its upgrade packet: the server gives up on the WebSocket.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if _, _, err := c.ReadMessage(ctx); err == nil || ctx.Err() != nil {
+					t.Fatalf("the stalled WebSocket: %v, want it closed by the server", err)
+				}
+				if s.Transport() != TransportPolling {
+					t.Fatalf("transport %q", s.Transport())
+				}
+				if err := s.Send([]byte("still here"), Text); err != nil {
+					t.Fatal(err)
+				}
+				if _, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil); !strings.HasSuffix(body, "4still here") {
+					t.Fatalf("poll after the failed upgrade: %q", body)
+				}
+			})
+		})
 	}
-	// The client has stopped polling, as engine.io-client does once its probe is answered,
-	// when the server closes the session: what was queued must still reach it.
-	if err := s.Send([]byte("bye"), Text); err != nil {
+}
+
+func TestIdleWebSocketSessionsOnAnEventLoopHoldNoGoroutine(t *testing.T) {
+	loop, err := ws.NewEventLoop(nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { loop.Close() })
+	ts := newTestServer(t, &Server{EventLoop: loop}, func(s *Session, data []byte, binary bool) {
+		_ = s.Send(bytes.Clone(data), Text)
+	})
+	ts.sessions, ts.closed = make(chan *Session, 256), make(chan closeEvent, 256)
+	const n = 200
+	before := runtime.NumGoroutine()
+	conns := make([]*ws.Conn, n)
+	for i := range conns {
+		conns[i] = ts.dial("transport=websocket")
+		readWS(t, conns[i])
+		writeWS(t, conns[i], ws.MessageText, "4hi")
+		if _, m := readWS(t, conns[i]); m != "4hi" {
+			t.Fatalf("echo %q", m)
+		}
 	}
-	writeWS(t, c, ws.MessageText, "5")
-	if _, got := readWS(t, c); got != "4bye" {
-		t.Fatalf("after the upgrade: %q, want 4bye", got)
+	// The client side holds no goroutine per connection either (its reads are synchronous).
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine()-before >= n/2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, _, err := c.ReadMessage(ctx); !errors.As(err, new(*ws.CloseError)) {
-		t.Fatalf("after the queue: %v, want the close", err)
-	}
-	if e := ts.nextClose(); e.reason != ReasonForcedClose {
-		t.Fatalf("reason %q (%v)", e.reason, e.err)
+	if grown := runtime.NumGoroutine() - before; grown >= n/2 {
+		t.Fatalf("%d goroutines more with %d idle sessions", grown, n)
 	}
 }

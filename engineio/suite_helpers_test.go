@@ -43,10 +43,10 @@ type sessionRecord struct {
 // newSuiteFixture starts the server the official suite runs against: ping interval 300 ms,
 // ping timeout 200 ms, max payload 1e6 bytes, CORS for any origin, and every message echoed
 // back as it came (text as text, binary as binary).
-func newSuiteFixture(t *testing.T) *suiteFixture {
+func newSuiteFixture(t *testing.T, mode eiotest.Mode) *suiteFixture {
 	t.Helper()
 	fx := &suiteFixture{sessions: make(map[string]*sessionRecord)}
-	fx.srv = fixture.Engine(fixture.Options{})
+	fx.srv = fixture.Engine(fixture.Options{EventLoop: mode.Loop(t)})
 	echo := fx.srv.OnConnection
 	fx.srv.OnConnection = func(s *engineio.Session) {
 		rec := &sessionRecord{s: s, closed: make(chan struct{})}

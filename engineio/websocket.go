@@ -16,6 +16,10 @@ import (
 // attachWebSocket makes conn the transport of a session opened directly over WebSocket and
 // starts reading it. The open packet is already queued.
 func (s *Session) attachWebSocket(conn *ws.Conn) {
+	if loop := s.srv.EventLoop; loop != nil {
+		s.serveEvented(loop, conn)
+		return
+	}
 	s.mu.Lock()
 	if sessionState(s.state.Load()) == stateClosed {
 		s.mu.Unlock()
@@ -62,6 +66,10 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *Session) {
 	}
 	s.probe = conn
 	s.mu.Unlock()
+	if loop := srv.EventLoop; loop != nil {
+		s.upgradeEvented(loop, conn)
+		return
+	}
 	go s.runUpgrade(conn)
 }
 
@@ -73,49 +81,55 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, s *Session) {
 func (s *Session) runUpgrade(conn *ws.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.upgradeTimeout)
 	defer cancel()
-	fail := func(err error) {
-		conn.CloseNow()
-		s.mu.Lock()
-		if s.probe == conn {
-			s.probe = nil
-		}
-		s.upgrading = false
-		s.noopPending = false
-		s.mu.Unlock()
-		s.srv.cfg.logger.Debug("engineio: upgrade failed", "sid", s.id, "remote", s.req.RemoteAddr, "error", err)
-	}
 	p, err := readPacket(ctx, conn)
+	if err == nil {
+		err = s.answerProbe(ctx, conn, p)
+	}
+	if err == nil {
+		p, err = readPacket(ctx, conn)
+	}
 	if err != nil {
-		fail(err)
+		s.failUpgrade(conn, err)
 		return
 	}
-	if p.Type != Ping || string(p.Data) != "probe" {
-		fail(fmt.Errorf("engineio: upgrade: got %v packet %q, want the ping probe", p.Type, p.Data))
+	switched, err := s.completeUpgrade(conn, p)
+	if err != nil {
+		s.failUpgrade(conn, err)
 		return
+	}
+	if switched {
+		s.readLoop(conn)
+	}
+}
+
+// answerProbe checks the first packet of an upgrading WebSocket, the ping probe, answers it
+// with the pong probe and releases a waiting poll with a noop.
+func (s *Session) answerProbe(ctx context.Context, conn *ws.Conn, p Packet) error {
+	if p.Type != Ping || string(p.Data) != "probe" {
+		return fmt.Errorf("engineio: upgrade: got %v packet %q, want the ping probe", p.Type, p.Data)
 	}
 	if err := conn.WriteMessage(ctx, ws.MessageText, []byte("3probe")); err != nil {
-		fail(err)
-		return
+		return err
 	}
 	s.mu.Lock()
 	s.noopPending = true
 	s.kickLocked()
 	s.mu.Unlock()
+	return nil
+}
 
-	p, err = readPacket(ctx, conn)
-	if err != nil {
-		fail(err)
-		return
-	}
+// completeUpgrade checks the second packet of an upgrading WebSocket, the client's upgrade
+// packet, and switches the session to conn. It reports false, having closed conn, when the
+// session ended meanwhile.
+func (s *Session) completeUpgrade(conn *ws.Conn, p Packet) (bool, error) {
 	if p.Type != Upgrade {
-		fail(fmt.Errorf("engineio: upgrade: got %v packet, want upgrade", p.Type))
-		return
+		return false, fmt.Errorf("engineio: upgrade: got %v packet, want upgrade", p.Type)
 	}
 	s.mu.Lock()
 	if s.probe != conn || sessionState(s.state.Load()) == stateClosed {
 		s.mu.Unlock()
 		conn.CloseNow()
-		return
+		return false, nil
 	}
 	// A session closing since its probe was answered switches too: its writer sends what
 	// is queued, then closes (see closeGracefully).
@@ -138,7 +152,20 @@ func (s *Session) runUpgrade(conn *ws.Conn) {
 	if o := s.srv.Observer; o != nil {
 		o.SessionUpgraded()
 	}
-	s.readLoop(conn)
+	return true, nil
+}
+
+// failUpgrade ends an upgrade that failed on conn; the session stays on polling.
+func (s *Session) failUpgrade(conn *ws.Conn, err error) {
+	conn.CloseNow()
+	s.mu.Lock()
+	if s.probe == conn {
+		s.probe = nil
+	}
+	s.upgrading = false
+	s.noopPending = false
+	s.mu.Unlock()
+	s.srv.cfg.logger.Debug("engineio: upgrade failed", "sid", s.id, "remote", s.req.RemoteAddr, "error", err)
 }
 
 // readPacket reads one packet from conn.
@@ -164,26 +191,10 @@ func (s *Session) readLoop(conn *ws.Conn) {
 			s.closeNow(reason, cause)
 			return
 		}
-		p, err := ParsePacket(data, typ == ws.MessageBinary)
-		if err != nil {
-			s.closeNow(ReasonParseError, err)
-			return
-		}
-		s.mu.Lock()
-		s.receiving = true
-		s.mu.Unlock()
-		open := s.receive(p, TransportWebSocket)
-		s.mu.Lock()
-		s.receiving = false
-		flush := open && len(s.queue) > 0 && !s.writing && s.conn == conn
-		if flush {
-			s.writing = true
-		}
-		s.mu.Unlock()
 		// Once the session has ended, reading goes on until the connection ends: the close
 		// handshake the session started completes here.
-		if flush {
-			s.writeLoop(conn) // what OnMessage sent: written here, before the next read
+		if !s.receiveMessage(conn, typ, data) {
+			return
 		}
 		if cap(data) <= maxKeptReadBuffer {
 			buf = data
@@ -191,6 +202,32 @@ func (s *Session) readLoop(conn *ws.Conn) {
 			buf = nil
 		}
 	}
+}
+
+// receiveMessage hands one message of the session's WebSocket conn to the session, then
+// writes what was sent meanwhile (OnMessage's answers leave with no goroutine of their
+// own). It reports false when the message was not a packet and the session was closed.
+func (s *Session) receiveMessage(conn *ws.Conn, typ ws.MessageType, data []byte) bool {
+	p, err := ParsePacket(data, typ == ws.MessageBinary)
+	if err != nil {
+		s.closeNow(ReasonParseError, err)
+		return false
+	}
+	s.mu.Lock()
+	s.receiving = true
+	s.mu.Unlock()
+	open := s.receive(p, TransportWebSocket)
+	s.mu.Lock()
+	s.receiving = false
+	flush := open && len(s.queue) > 0 && !s.writing && s.conn == conn
+	if flush {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	if flush {
+		s.writeLoop(conn)
+	}
+	return true
 }
 
 // readFailure maps the error that ended a WebSocket read to a close reason and its cause: a
