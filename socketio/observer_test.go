@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/duplexio/duplex/internal/eiotest"
 )
 
 // broadcastLog records what an Observer is told.
@@ -31,7 +33,7 @@ func (l *broadcastLog) take() []string {
 
 func TestObserverSeesTheFanOutOfEachBroadcast(t *testing.T) {
 	obs := &broadcastLog{}
-	srv, url := newTestServer(t, &Options{Observer: obs})
+	srv, url := newTestServer(t, eiotest.Evented, &Options{Observer: obs})
 	joined := make(chan struct{}, 3)
 	srv.OnConnection(func(s *Socket) {
 		s.On("join", func(_ Args, ack AckFunc) {

@@ -53,14 +53,14 @@ type socketRecord struct {
 // "/" and "/custom" every socket is sent "auth" with its handshake auth when it connects; on
 // "/" the event "message" is sent back as "message-back" with the same arguments and
 // "message-with-ack" is acknowledged with them.
-func newSuiteFixture(t *testing.T) *suiteFixture {
+func newSuiteFixture(t *testing.T, mode eiotest.Mode) *suiteFixture {
 	t.Helper()
 	fx := &suiteFixture{
 		conns:    make(map[string]*trackedConn),
 		sessions: make(map[string]*engineio.Session),
 		sockets:  make(map[string]*socketRecord),
 	}
-	fx.srv = fixture.SocketIO(fixture.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	fx.srv = fixture.SocketIO(fixture.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), EventLoop: mode.Loop(t)})
 	// See every session the Socket.IO server is given, before its open packet is sent.
 	engine := fx.srv.Engine()
 	next := engine.OnConnection
