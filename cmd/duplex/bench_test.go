@@ -34,7 +34,7 @@ func benchServer(t *testing.T) (wsURL, httpURL string, stop func()) {
 	sio := socketio.NewServer(&socketio.Options{Logger: logger})
 	addDemoHandlers(sio)
 	mux := http.NewServeMux()
-	mux.Handle("/echo", echoHandler(upgrader, logger, newMetrics()))
+	mux.Handle("/echo", echoHandler(upgrader, nil, logger, newMetrics()))
 	mux.Handle(socketio.DefaultPath, sio)
 	web := httptest.NewServer(mux)
 	return "ws" + strings.TrimPrefix(web.URL, "http") + "/echo", web.URL, func() {
@@ -197,7 +197,7 @@ func TestBenchCountsFailedConnectionsAndGoesOn(t *testing.T) {
 	// Every other handshake is refused: the run goes on with the connections that opened.
 	var n atomic.Int64
 	var upgrader ws.Upgrader
-	echo := echoHandler(&upgrader, slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics())
+	echo := echoHandler(&upgrader, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics())
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1)%2 == 0 {
 			http.Error(w, "not you", http.StatusServiceUnavailable)

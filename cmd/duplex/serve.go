@@ -36,6 +36,7 @@ type serveConfig struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	eventLoop       bool
 	cluster         clusterConfig // --redis, --redis-key, --relay
 }
 
@@ -56,6 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.BoolVar(&c.eventLoop, "event-loop", false, "serve the WebSockets (/echo, Engine.IO, Socket.IO) on an event loop: no goroutine and no read buffer\nper idle connection (epoll on Linux; elsewhere one goroutine each, as without it)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long connections get to close before they are cut")
 	c.cluster.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -141,6 +143,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.compress {
 		upgrader.Compression = &ws.CompressionOptions{}
 	}
+	var loop *ws.EventLoop
+	if c.eventLoop {
+		if loop, err = ws.NewEventLoop(nil); err != nil {
+			return err
+		}
+		defer loop.Close() // after the shutdown below has closed its connections
+		c.eo.EventLoop = loop
+	}
 	cl, err := c.cluster.connect(ctx, logger)
 	if err != nil {
 		return err
@@ -159,6 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				MaxHTTPBufferSize: c.eo.MaxPayload,
 				Logger:            logger,
 			},
+			EventLoop:  loop,
 			Logger:     logger,
 			Observer:   broadcastObserver{m},
 			NewAdapter: cl.newAdapter(),
@@ -186,7 +197,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var draining atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("/", chatPage())
-	mux.Handle("/echo", echoHandler(upgrader, logger, m))
+	mux.Handle("/echo", echoHandler(upgrader, loop, logger, m))
 	mux.Handle(c.path, sio)
 	if engine != nil {
 		mux.Handle(engineio.DefaultPath, engine)
@@ -386,8 +397,8 @@ func (l originList) applyTo(e *engineio.Server) {
 }
 
 // echoHandler answers every WebSocket message with the same type and payload, counting
-// connections, messages and closes in m.
-func echoHandler(upgrader *ws.Upgrader, logger *slog.Logger, m *metrics) http.Handler {
+// connections, messages and closes in m. With a loop, the connections are served on it.
+func echoHandler(upgrader *ws.Upgrader, loop *ws.EventLoop, logger *slog.Logger, m *metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r)
 		if err != nil {
@@ -395,36 +406,75 @@ func echoHandler(upgrader *ws.Upgrader, logger *slog.Logger, m *metrics) http.Ha
 			logger.Info("echo: handshake refused", "peer", r.RemoteAddr, "err", err)
 			return
 		}
+		e := &echoEvents{logger: logger, m: m, peer: r.RemoteAddr}
+		if loop != nil {
+			if err := loop.Serve(c, e); err != nil {
+				c.CloseNow() // the loop is closed: the server is shutting down
+			}
+			return
+		}
 		defer c.CloseNow()
-		t := &m.echo
-		t.connections.Inc()
-		defer t.connections.Dec()
-		logger.Debug("echo: connected", "peer", r.RemoteAddr)
+		e.OnOpen(c)
 		// The connection outlives r.Context's usefulness: ending it is the close handshake's job.
 		ctx := context.Background()
 		var buf []byte
 		for {
 			typ, msg, err := c.AppendMessage(ctx, buf[:0])
+			if err == nil {
+				err = e.echo(c, typ, msg)
+			}
 			if err != nil {
-				m.echoClosed(err)
-				if code := ws.CloseStatus(err); code != ws.StatusNormalClosure && code != ws.StatusGoingAway {
-					logger.Info("echo: connection ended", "peer", r.RemoteAddr, "err", err)
-				} else {
-					logger.Debug("echo: connection closed", "peer", r.RemoteAddr, "code", int(code))
-				}
+				e.OnClose(c, err)
 				return
 			}
-			t.messagesIn.Inc()
-			t.bytesIn.Add(float64(len(msg)))
 			buf = msg
-			if err := c.WriteMessage(ctx, typ, msg); err != nil {
-				m.echoClosed(err)
-				return
-			}
-			t.messagesOut.Inc()
-			t.bytesOut.Add(float64(len(msg)))
 		}
 	})
+}
+
+// echoEvents is one echo connection's events: what the goroutine of echoHandler does with
+// each, and the ws.EventHandler of a connection served by an event loop.
+type echoEvents struct {
+	logger *slog.Logger
+	m      *metrics
+	peer   string
+}
+
+// OnOpen counts the connection.
+func (e *echoEvents) OnOpen(*ws.Conn) {
+	e.m.echo.connections.Inc()
+	e.logger.Debug("echo: connected", "peer", e.peer)
+}
+
+// OnMessage sends the message back; a failed write ends the connection (OnClose reports it).
+func (e *echoEvents) OnMessage(c *ws.Conn, typ ws.MessageType, msg []byte) {
+	if e.echo(c, typ, msg) != nil {
+		c.CloseNow()
+	}
+}
+
+// echo sends msg back, counting it both ways.
+func (e *echoEvents) echo(c *ws.Conn, typ ws.MessageType, msg []byte) error {
+	t := &e.m.echo
+	t.messagesIn.Inc()
+	t.bytesIn.Add(float64(len(msg)))
+	if err := c.WriteMessage(context.Background(), typ, msg); err != nil {
+		return err
+	}
+	t.messagesOut.Inc()
+	t.bytesOut.Add(float64(len(msg)))
+	return nil
+}
+
+// OnClose counts and logs how the connection ended.
+func (e *echoEvents) OnClose(_ *ws.Conn, err error) {
+	e.m.echo.connections.Dec()
+	e.m.echoClosed(err)
+	if code := ws.CloseStatus(err); code != ws.StatusNormalClosure && code != ws.StatusGoingAway {
+		e.logger.Info("echo: connection ended", "peer", e.peer, "err", err)
+	} else {
+		e.logger.Debug("echo: connection closed", "peer", e.peer, "code", int(code))
+	}
 }
 
 // durationOr returns d, or def when d is 0 (a server option left at its default).

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -212,73 +213,78 @@ func handshakeStatus(t *testing.T, url string, header http.Header) int {
 	return he.StatusCode
 }
 
+// Both ways of serving WebSockets: a goroutine each, and --event-loop.
 func TestServeHealthzAndMetricsFollowEchoAndSocketIO(t *testing.T) {
-	s := startServing(t, quickClose...)
-	if status, body := httpGet(t, nil, s.base+"/healthz", nil); status != http.StatusOK || body != "ok" {
-		t.Fatalf("/healthz: %d %q, want 200 \"ok\"", status, body)
-	}
+	for _, mode := range [][]string{nil, {"--event-loop"}} {
+		t.Run(fmt.Sprint("flags", mode), func(t *testing.T) {
+			s := startServing(t, append(mode, quickClose...)...)
+			if status, body := httpGet(t, nil, s.base+"/healthz", nil); status != http.StatusOK || body != "ok" {
+				t.Fatalf("/healthz: %d %q, want 200 \"ok\"", status, body)
+			}
 
-	// Refused handshakes: a foreign page on /echo, an Engine.IO v3 client on /socket.io/.
-	if got := handshakeStatus(t, s.echoURL, origin); got != http.StatusForbidden {
-		t.Fatalf("/echo from another origin: %d, want 403", got)
-	}
-	if r := eiotest.NewClient(t, s.base+"/socket.io/").MustDo(t, http.MethodGet, "EIO=3&transport=polling", nil); r.Status != http.StatusBadRequest {
-		t.Fatalf("EIO=3: %v, want 400", r)
-	}
+			// Refused handshakes: a foreign page on /echo, an Engine.IO v3 client on /socket.io/.
+			if got := handshakeStatus(t, s.echoURL, origin); got != http.StatusForbidden {
+				t.Fatalf("/echo from another origin: %d, want 403", got)
+			}
+			if r := eiotest.NewClient(t, s.base+"/socket.io/").MustDo(t, http.MethodGet, "EIO=3&transport=polling", nil); r.Status != http.StatusBadRequest {
+				t.Fatalf("EIO=3: %v, want 400", r)
+			}
 
-	// /echo: two messages of 5 and 3 bytes each way, one connection, then closed with 1000.
-	c := dialEcho(t, s.echoURL, nil)
-	echo(t, c, ws.MessageText, "hello")
-	echo(t, c, ws.MessageBinary, "\x00\x01\x02")
-	awaitMetrics(t, s.base, map[series]float64{
-		metric("duplex_connections", "layer", "ws", "transport", "websocket"):                                    1,
-		metric("duplex_messages_total", "layer", "ws", "transport", "websocket", "direction", "in"):              2,
-		metric("duplex_messages_total", "layer", "ws", "transport", "websocket", "direction", "out"):             2,
-		metric("duplex_message_bytes_total", "layer", "ws", "transport", "websocket", "direction", "in"):         8,
-		metric("duplex_message_bytes_total", "layer", "ws", "transport", "websocket", "direction", "out"):        8,
-		metric("duplex_handshake_failures_total", "layer", "ws", "reason", "Forbidden"):                          1,
-		metric("duplex_handshake_failures_total", "layer", "engineio", "reason", "Unsupported protocol version"): 1,
-	})
-	if err := c.Close(ws.StatusNormalClosure, ""); err != nil {
-		t.Fatal(err)
-	}
+			// /echo: two messages of 5 and 3 bytes each way, one connection, then closed with 1000.
+			c := dialEcho(t, s.echoURL, nil)
+			echo(t, c, ws.MessageText, "hello")
+			echo(t, c, ws.MessageBinary, "\x00\x01\x02")
+			awaitMetrics(t, s.base, map[series]float64{
+				metric("duplex_connections", "layer", "ws", "transport", "websocket"):                                    1,
+				metric("duplex_messages_total", "layer", "ws", "transport", "websocket", "direction", "in"):              2,
+				metric("duplex_messages_total", "layer", "ws", "transport", "websocket", "direction", "out"):             2,
+				metric("duplex_message_bytes_total", "layer", "ws", "transport", "websocket", "direction", "in"):         8,
+				metric("duplex_message_bytes_total", "layer", "ws", "transport", "websocket", "direction", "out"):        8,
+				metric("duplex_handshake_failures_total", "layer", "ws", "reason", "Forbidden"):                          1,
+				metric("duplex_handshake_failures_total", "layer", "engineio", "reason", "Unsupported protocol version"): 1,
+			})
+			if err := c.Close(ws.StatusNormalClosure, ""); err != nil {
+				t.Fatal(err)
+			}
 
-	// Socket.IO: two sockets over WebSocket join a room, one broadcasts to it; a polling
-	// session opens beside them.
-	a, b := dialSocketIO(t, s.echoURL), dialSocketIO(t, s.echoURL)
-	a.connect("", "")
-	b.connect("", "")
-	a.call(1, `["join","r"]`, `[]`)
-	b.call(1, `["join","r"]`, `[]`)
-	a.call(2, `["broadcast","r","hi"]`, `[]`)
-	b.expect(`42["msg","hi"]`)
-	if r := eiotest.NewClient(t, s.base+"/socket.io/").MustDo(t, http.MethodGet, "EIO=4&transport=polling", nil); r.Status != http.StatusOK {
-		t.Fatalf("polling handshake: %v", r)
-	}
+			// Socket.IO: two sockets over WebSocket join a room, one broadcasts to it; a polling
+			// session opens beside them.
+			a, b := dialSocketIO(t, s.echoURL), dialSocketIO(t, s.echoURL)
+			a.connect("", "")
+			b.connect("", "")
+			a.call(1, `["join","r"]`, `[]`)
+			b.call(1, `["join","r"]`, `[]`)
+			a.call(2, `["broadcast","r","hi"]`, `[]`)
+			b.expect(`42["msg","hi"]`)
+			if r := eiotest.NewClient(t, s.base+"/socket.io/").MustDo(t, http.MethodGet, "EIO=4&transport=polling", nil); r.Status != http.StatusOK {
+				t.Fatalf("polling handshake: %v", r)
+			}
 
-	families := awaitMetrics(t, s.base, map[series]float64{
-		metric("duplex_connections", "layer", "ws", "transport", "websocket"):       0,
-		metric("duplex_ws_closes_total", "code", "1000"):                            1,
-		metric("duplex_connections", "layer", "engineio", "transport", "websocket"): 2,
-		metric("duplex_connections", "layer", "engineio", "transport", "polling"):   1,
-		// In: 2 CONNECTs, 2 joins, 1 broadcast. Out: 2 CONNECT answers and 2 "auth"
-		// events (the fixture's), 3 acks, 1 msg.
-		metric("duplex_messages_total", "layer", "engineio", "transport", "websocket", "direction", "in"):  5,
-		metric("duplex_messages_total", "layer", "engineio", "transport", "websocket", "direction", "out"): 8,
-		metric("duplex_socketio_broadcast_recipients"):                                                     1,
-	})
-	if h := families["duplex_socketio_broadcast_recipients"].GetMetric()[0].GetHistogram(); h.GetSampleSum() != 1 {
-		t.Errorf("broadcast recipients sum %v, want 1 (b alone)", h.GetSampleSum())
-	}
-	if v, _ := metric("duplex_message_bytes_total", "layer", "engineio", "transport", "websocket", "direction", "in").value(families); v == 0 {
-		t.Error("no Engine.IO bytes in")
-	}
+			families := awaitMetrics(t, s.base, map[series]float64{
+				metric("duplex_connections", "layer", "ws", "transport", "websocket"):       0,
+				metric("duplex_ws_closes_total", "code", "1000"):                            1,
+				metric("duplex_connections", "layer", "engineio", "transport", "websocket"): 2,
+				metric("duplex_connections", "layer", "engineio", "transport", "polling"):   1,
+				// In: 2 CONNECTs, 2 joins, 1 broadcast. Out: 2 CONNECT answers and 2 "auth"
+				// events (the fixture's), 3 acks, 1 msg.
+				metric("duplex_messages_total", "layer", "engineio", "transport", "websocket", "direction", "in"):  5,
+				metric("duplex_messages_total", "layer", "engineio", "transport", "websocket", "direction", "out"): 8,
+				metric("duplex_socketio_broadcast_recipients"):                                                     1,
+			})
+			if h := families["duplex_socketio_broadcast_recipients"].GetMetric()[0].GetHistogram(); h.GetSampleSum() != 1 {
+				t.Errorf("broadcast recipients sum %v, want 1 (b alone)", h.GetSampleSum())
+			}
+			if v, _ := metric("duplex_message_bytes_total", "layer", "engineio", "transport", "websocket", "direction", "in").value(families); v == 0 {
+				t.Error("no Engine.IO bytes in")
+			}
 
-	if st := s.stop(); st != 0 {
-		t.Fatalf("serve exited with %d; stderr:\n%s", st, s.stderr)
+			if st := s.stop(); st != 0 {
+				t.Fatalf("serve exited with %d; stderr:\n%s", st, s.stderr)
+			}
+			a.awaitClose()
+			b.awaitClose()
+		})
 	}
-	a.awaitClose()
-	b.awaitClose()
 }
 
 func TestServeHealthzAnswers503WhileShuttingDown(t *testing.T) {
