@@ -905,3 +905,24 @@ func TestIdleWebSocketSessionsOnAnEventLoopHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%d goroutines more with %d idle sessions", grown, n)
 	}
 }
+
+func TestAClientThatStopsReadingOnAnEventLoopIsClosedWhenItsQueueIsFull(t *testing.T) {
+	loop, err := ws.NewEventLoop(&ws.EventLoopOptions{MaxQueuedBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { loop.Close() })
+	ts := newTestServer(t, &Server{EventLoop: loop}, nil)
+	c := ts.dial("transport=websocket") // never read: the kernel's buffers fill, then the queue
+	s := ts.nextSession()
+	msg := bytes.Repeat([]byte("x"), 4096)
+	for i := 0; i < 50_000 && s.Send(msg, Text) == nil; i++ {
+		if i%64 == 0 {
+			time.Sleep(time.Millisecond) // let the writers run
+		}
+	}
+	if e := ts.nextClose(); e.reason != ReasonQueueFull || !errors.Is(e.err, ws.ErrWriteQueueFull) {
+		t.Fatalf("closed with %q %v, want %q", e.reason, e.err, ReasonQueueFull)
+	}
+	c.CloseNow()
+}

@@ -32,7 +32,8 @@ const (
 	// ReasonServerShutdown: Server.Shutdown closed the session.
 	ReasonServerShutdown CloseReason = "server shutting down"
 	// ReasonQueueFull: the session's outgoing queue went past MaxQueuedBytes or
-	// MaxQueuedPackets, the client not reading fast enough. The Node server, which has no
+	// MaxQueuedPackets, or on an EventLoop its WebSocket's write queue past the loop's
+	// MaxQueuedBytes: the client is not reading fast enough. The Node server, which has no
 	// bound, has no such reason.
 	ReasonQueueFull CloseReason = "write queue full"
 )

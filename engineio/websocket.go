@@ -283,7 +283,7 @@ func (s *Session) writeLoop(conn *ws.Conn) {
 			return nil
 		})
 		if err != nil {
-			s.closeNow(ReasonTransportError, err)
+			s.closeNow(writeFailure(err))
 			return
 		}
 		if o := s.srv.Observer; o != nil {
@@ -292,6 +292,16 @@ func (s *Session) writeLoop(conn *ws.Conn) {
 			}
 		}
 	}
+}
+
+// writeFailure maps the error that ended a WebSocket write to a close reason and its cause:
+// on an event loop, a client that reads too slowly fills the connection's write queue
+// (ws.ErrWriteQueueFull), as it fills the session's queue in the goroutine mode.
+func writeFailure(err error) (CloseReason, error) {
+	if errors.Is(err, ws.ErrWriteQueueFull) {
+		return ReasonQueueFull, err
+	}
+	return ReasonTransportError, err
 }
 
 // writePacket writes one packet as one WebSocket message.
