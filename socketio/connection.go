@@ -152,7 +152,17 @@ func (c *connection) connect(name string, auth []byte) {
 		c.sendConnectError(name, ce)
 		return
 	}
-	c.connectTimer.Stop()
+	c.stopConnectTimer()
+}
+
+// stopConnectTimer stops the connect timeout and lets go of its timer.
+func (c *connection) stopConnectTimer() {
+	c.mu.Lock()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
+	}
+	c.mu.Unlock()
 }
 
 // forget drops a disconnected socket.
@@ -166,7 +176,7 @@ func (c *connection) forget(s *Socket) {
 
 // onClose disconnects every socket when the connection ends.
 func (c *connection) onClose(reason engineio.CloseReason, _ error) {
-	c.connectTimer.Stop()
+	c.stopConnectTimer()
 	c.closeSockets(string(reason))
 }
 

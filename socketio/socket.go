@@ -60,7 +60,7 @@ type Socket struct {
 	id        string
 	nsp       *Namespace
 	client    *connection
-	handshake Handshake
+	auth      json.RawMessage // of the CONNECT packet, for Handshake
 
 	connected atomic.Bool
 	data      atomic.Value // holds dataBox
@@ -95,11 +95,10 @@ const maxInbox = 1024
 // it recovers.
 func newSocket(nsp *Namespace, c *connection, auth []byte, restored *PersistedSession) *Socket {
 	s := &Socket{
-		id:        newID(),
-		nsp:       nsp,
-		client:    c,
-		handshake: c.handshake(auth),
-		handlers:  make(map[string][]EventHandler),
+		id:     newID(),
+		nsp:    nsp,
+		client: c,
+		auth:   auth,
 	}
 	s.inboxSpace = sync.NewCond(&s.mu)
 	s.connected.Store(true)
@@ -126,8 +125,9 @@ func (s *Socket) ID() string { return s.id }
 // Namespace returns the socket's namespace.
 func (s *Socket) Namespace() *Namespace { return s.nsp }
 
-// Handshake returns what the client sent to connect.
-func (s *Socket) Handshake() Handshake { return s.handshake }
+// Handshake returns what the client sent to connect. It is made on each call (an idle socket
+// does not keep its parsed query): keep the result rather than calling it again.
+func (s *Socket) Handshake() Handshake { return s.client.handshake(s.auth) }
 
 // Connected reports whether the socket is still connected.
 func (s *Socket) Connected() bool { return s.connected.Load() }
@@ -144,6 +144,9 @@ func (s *Socket) SetData(v any) { s.data.Store(dataBox{v}) }
 // On adds a handler for the event.
 func (s *Socket) On(event string, h EventHandler) {
 	s.mu.Lock()
+	if s.handlers == nil {
+		s.handlers = make(map[string][]EventHandler)
+	}
 	s.handlers[event] = append(s.handlers[event], h)
 	s.mu.Unlock()
 }
