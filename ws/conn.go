@@ -110,6 +110,9 @@ type Conn struct {
 	// ev is the event-driven state when an EventLoop polls the connection (set by Serve
 	// before any other use), nil for the blocking mode.
 	ev *evConn
+	// fb is the state of the EventLoop's goroutine fallback when it serves the connection
+	// (set by Serve before any other use), nil otherwise.
+	fb *fallbackConn
 	// loop is the EventLoop serving the connection (either mode), for Upgrader.Shutdown.
 	loop atomic.Pointer[EventLoop]
 

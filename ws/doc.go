@@ -71,8 +71,10 @@
 // methods, queued and coalesced, with a bounded queue per connection. Not yet on the loop
 // (they keep a goroutine each, with the same API): compressed connections, TLS, client
 // connections and other platforms. Timers are the loop's too, on one timer wheel:
-// SetReadDeadline on a served connection, keepalive (EventLoopOptions.PingInterval) and the
-// close handshake's timeout; Upgrader.Shutdown waits for served connections' OnClose.
+// SetReadDeadline on a served connection, keepalive (EventLoopOptions.PingInterval), the
+// close handshake's timeout, and Conn.SetTimer, a one-shot timer per connection whose
+// OnTimer (TimerHandler) runs like the other events; Upgrader.Shutdown waits for served
+// connections' OnClose.
 // EVENTED.md in this directory describes the design and what comes next.
 //
 // # Low level

@@ -28,6 +28,32 @@ type EventHandler interface {
 	OnClose(c *Conn, err error)
 }
 
+// TimerHandler is implemented by an EventHandler that uses Conn.SetTimer.
+type TimerHandler interface {
+	// OnTimer is called when the time set with SetTimer has come, with the same guarantees as
+	// the other events: never concurrently with another call for the connection, never after
+	// OnClose.
+	OnTimer(c *Conn)
+}
+
+// SetTimer arranges for the connection's handler's OnTimer to be called once, d from now (on
+// an event-driven connection, within one tick of the loop's timer wheel, 100 ms); a new call
+// replaces the previous time; d <= 0 cancels. It returns ErrNotServed when c is not served
+// by an EventLoop or its handler does not implement TimerHandler; on a connection that has
+// ended it does nothing. Safe from any goroutine, handlers included.
+//
+// An event-driven connection keeps the time in the loop's timer wheel (no goroutine or
+// time.Timer per connection); the goroutine fallback uses a time.AfterFunc.
+func (c *Conn) SetTimer(d time.Duration) error {
+	switch {
+	case c.ev != nil:
+		return c.ev.setTimer(d)
+	case c.fb != nil:
+		return c.fb.setTimer(c, d)
+	}
+	return ErrNotServed
+}
+
 // EventLoopOptions configures an EventLoop. The zero value is usable.
 type EventLoopOptions struct {
 	// Workers bounds the goroutines that read, decode and run handlers
@@ -71,6 +97,9 @@ var (
 	ErrWriteQueueFull = errors.New("ws: write queue full: closing a slow reader")
 	// ErrLoopClosed is returned by Serve after the EventLoop was closed.
 	ErrLoopClosed = errors.New("ws: event loop closed")
+	// ErrNotServed is returned by Conn.SetTimer on a connection that no EventLoop serves, or
+	// whose EventHandler is not a TimerHandler.
+	ErrNotServed = errors.New("ws: connection not served by an EventLoop with a TimerHandler")
 )
 
 // EventLoop serves many WebSocket connections with no goroutine and no buffer per idle
@@ -218,7 +247,11 @@ func (l *EventLoop) waitEnded(ctx context.Context, c *Conn) error {
 
 // serveGoroutine is the fallback: one goroutine reads c with the blocking API and calls h.
 func (l *EventLoop) serveGoroutine(c *Conn, h EventHandler) {
+	f := &fallbackConn{h: h}
+	c.fb = f
+	f.calls.Lock()
 	h.OnOpen(c)
+	f.calls.Unlock()
 	// Keepalive: Conn.KeepAlive on its own goroutine (it ends when the connection closes).
 	var timedOut atomic.Bool
 	var keepAliveDone chan struct{}
@@ -242,10 +275,72 @@ func (l *EventLoop) serveGoroutine(c *Conn, h EventHandler) {
 						err = ErrKeepAliveTimeout
 					}
 				}
-				h.OnClose(c, err)
+				f.end(c, err)
 				return
 			}
+			f.calls.Lock()
 			h.OnMessage(c, typ, data)
+			f.calls.Unlock()
 		}
 	}()
+}
+
+// fallbackConn is the state of a connection served by the goroutine fallback, for
+// SetTimer: the timer's function runs on a goroutine of its own, so every handler call
+// holds calls, and OnTimer is called only for the latest SetTimer and before OnClose.
+type fallbackConn struct {
+	h     EventHandler
+	calls sync.Mutex // held around each handler call
+
+	mu    sync.Mutex // guards the fields below
+	timer *time.Timer
+	gen   uint64 // counts SetTimer calls: a timer set by an earlier call does nothing
+	ended bool   // OnClose is due or done: no more OnTimer
+}
+
+// setTimer is Conn.SetTimer on a connection served by the fallback.
+func (f *fallbackConn) setTimer(c *Conn, d time.Duration) error {
+	th, ok := f.h.(TimerHandler)
+	if !ok {
+		return ErrNotServed
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	if d > 0 && !f.ended {
+		gen := f.gen
+		f.timer = time.AfterFunc(d, func() { f.fire(c, th, gen) })
+	}
+	return nil
+}
+
+// fire calls OnTimer for the SetTimer call numbered gen unless another call replaced it
+// or the connection ended.
+func (f *fallbackConn) fire(c *Conn, th TimerHandler, gen uint64) {
+	f.calls.Lock()
+	defer f.calls.Unlock()
+	f.mu.Lock()
+	due := gen == f.gen && !f.ended
+	f.mu.Unlock()
+	if due {
+		th.OnTimer(c)
+	}
+}
+
+// end stops the timer and calls OnClose.
+func (f *fallbackConn) end(c *Conn, err error) {
+	f.calls.Lock()
+	defer f.calls.Unlock()
+	f.mu.Lock()
+	f.ended = true
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	f.mu.Unlock()
+	f.h.OnClose(c, err)
 }

@@ -784,25 +784,21 @@ func (e *evConn) startClose(code StatusCode, reason string) error {
 
 // armCloseTimer bounds the wait for the peer's close frame: the connection is closed
 // EventLoopOptions.CloseTimeout after the first call (the timer wheel's close timeout).
-func (e *evConn) armCloseTimer() {
-	e.mu.Lock()
-	ended := e.ended
-	e.mu.Unlock()
-	if !ended {
-		e.p.wheel.setCloseTimeout(e, e.p.l.opts.CloseTimeout)
-	}
-}
+func (e *evConn) armCloseTimer() { e.p.wheel.setCloseTimeout(e, e.p.l.opts.CloseTimeout) }
 
 // setReadDeadline is Conn.SetReadDeadline on a served connection: when t passes and the
 // connection is still open, its reading fails with a timeout error (as a blocking read
 // would) and the connection is closed without a close frame; OnClose reports the error.
-func (e *evConn) setReadDeadline(t time.Time) {
-	e.mu.Lock()
-	ended := e.ended
-	e.mu.Unlock()
-	if !ended {
-		e.p.wheel.setReadDeadline(e, t)
+func (e *evConn) setReadDeadline(t time.Time) { e.p.wheel.setReadDeadline(e, t) }
+
+// setTimer is Conn.SetTimer on a served connection: the time goes into the wheel, and the
+// worker that holds the connection when it comes calls OnTimer (timerFired).
+func (e *evConn) setTimer(d time.Duration) error {
+	if _, ok := e.h.(TimerHandler); !ok {
+		return ErrNotServed
 	}
+	e.p.wheel.setUserTimer(e, d)
+	return nil
 }
 
 // pong is called by the worker for each pong received.
@@ -815,7 +811,8 @@ func (e *evConn) pong() {
 // timerFired runs on the worker holding the connection when the wheel found one of its
 // deadlines due: the close timeout closes it; a passed read deadline fails its reading
 // with a timeout error; a late pong closes it with ErrKeepAliveTimeout (no close frame,
-// as Conn.KeepAlive); a keepalive ping due is queued.
+// as Conn.KeepAlive); a keepalive ping due is queued. The handler's timer calls OnTimer
+// while the connection is still open.
 func (e *evConn) timerFired() {
 	c := e.c
 	o := &e.p.l.opts
@@ -837,5 +834,8 @@ func (e *evConn) timerFired() {
 		case err != nil:
 			c.CloseNow()
 		}
+	}
+	if fired&firedUser != 0 && !c.isClosed() && c.readErr == nil {
+		e.h.(TimerHandler).OnTimer(c)
 	}
 }

@@ -19,6 +19,7 @@ type evConn struct{}
 
 func (*evConn) beforeClose()                           {}
 func (*evConn) setReadDeadline(time.Time)              {}
+func (*evConn) setTimer(time.Duration) error           { return nil }
 func (*evConn) pong()                                  {}
 func (*evConn) afterClose()                            {}
 func (*evConn) startClose(StatusCode, string) error    { return nil }

@@ -11,7 +11,7 @@ import (
 
 // The loop's timer wheel: one goroutine, ticks of wheelTick, no timer per connection.
 // Each evConn has at most one entry in the wheel, due at the earliest of its deadlines
-// (close timeout, read deadline, keepalive ping or pong). When an entry comes due the
+// (close timeout, read deadline, keepalive ping or pong, the handler's timer). When an entry comes due the
 // wheel only schedules evTimer on the connection; the worker that then holds it checks
 // which deadline passed and acts (timerFired), so the read state stays the worker's.
 //
@@ -38,12 +38,14 @@ type timerWheel struct {
 type evTimers struct {
 	next, prev *evConn
 	linked     bool
+	gone       bool  // the connection has ended: no more deadlines
 	due        int64 // the tick the entry is in the wheel for
 
 	closeAt int64 // close handshake timeout
 	readAt  int64 // read deadline (SetReadDeadline)
 	pingAt  int64 // next keepalive ping
 	pongAt  int64 // the pong of the last ping is late after this; 0: none awaited
+	userAt  int64 // the handler's timer (Conn.SetTimer)
 }
 
 func newTimerWheel() *timerWheel {
@@ -93,10 +95,14 @@ func (w *timerWheel) run() {
 	}
 }
 
-// rescheduleLocked puts e in the slot of its earliest deadline (or out of the wheel).
+// rescheduleLocked puts e in the slot of its earliest deadline (or out of the wheel, and
+// for good once it has ended).
 func (w *timerWheel) rescheduleLocked(e *evConn) {
+	if e.t.gone {
+		return
+	}
 	at := int64(0)
-	for _, d := range [...]int64{e.t.closeAt, e.t.readAt, e.t.pingAt, e.t.pongAt} {
+	for _, d := range [...]int64{e.t.closeAt, e.t.readAt, e.t.pingAt, e.t.pongAt, e.t.userAt} {
 		if d != 0 && (at == 0 || d < at) {
 			at = d
 		}
@@ -139,11 +145,12 @@ func (w *timerWheel) unlinkLocked(e *evConn) {
 	e.t.next, e.t.prev, e.t.linked = nil, nil, false
 }
 
-// forget removes e and all its deadlines (the connection has ended).
+// forget removes e and all its deadlines, and keeps it out of the wheel from then on (the
+// connection has ended: a deadline set later, racing with the end, is ignored).
 func (w *timerWheel) forget(e *evConn) {
 	w.mu.Lock()
 	w.unlinkLocked(e)
-	e.t = evTimers{}
+	e.t = evTimers{gone: true}
 	w.mu.Unlock()
 }
 
@@ -165,6 +172,17 @@ func (w *timerWheel) setReadDeadline(e *evConn, t time.Time) {
 		e.t.readAt = w.clock(t)
 	}
 	e.readAt.Store(e.t.readAt)
+	w.rescheduleLocked(e)
+	w.mu.Unlock()
+}
+
+// setUserTimer sets (d <= 0: clears) the handler's timer, d from now.
+func (w *timerWheel) setUserTimer(e *evConn, d time.Duration) {
+	w.mu.Lock()
+	e.t.userAt = 0
+	if d > 0 {
+		e.t.userAt = w.clock(time.Now().Add(d))
+	}
 	w.rescheduleLocked(e)
 	w.mu.Unlock()
 }
@@ -201,11 +219,13 @@ const (
 	firedRead
 	firedPong
 	firedPing
+	firedUser
 )
 
 // due reports which deadlines of e have passed and moves the keepalive on: a ping due is
 // reported and the next one scheduled (with its pong awaited), unless the last ping's
-// pong is still awaited, as Conn.KeepAlive skips ticks while it waits.
+// pong is still awaited, as Conn.KeepAlive skips ticks while it waits. The handler's timer,
+// once reported, is cleared (it fires once).
 func (w *timerWheel) due(e *evConn, interval, pongTimeout time.Duration) uint8 {
 	now := w.clock(time.Now())
 	var fired uint8
@@ -218,6 +238,10 @@ func (w *timerWheel) due(e *evConn, interval, pongTimeout time.Duration) uint8 {
 	}
 	if e.t.pongAt != 0 && now >= e.t.pongAt {
 		fired |= firedPong
+	}
+	if e.t.userAt != 0 && now >= e.t.userAt {
+		fired |= firedUser
+		e.t.userAt = 0
 	}
 	if e.t.pingAt != 0 && now >= e.t.pingAt {
 		for e.t.pingAt <= now {
