@@ -77,7 +77,7 @@ func BenchmarkEcho(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer srv.Close()
-				c, err := load.Dial(context.Background(), ln.Addr().String(), "/", servers.IsWebSocket(impl), max(4096, size+16), "")
+				c, err := load.Dial(context.Background(), nil, ln.Addr().String(), "/", servers.IsWebSocket(impl), max(4096, size+16), "")
 				if err != nil {
 					b.Fatal(err)
 				}

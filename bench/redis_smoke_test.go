@@ -49,7 +49,7 @@ func TestRedisClusterSmokeDuplex(t *testing.T) {
 	for range 2 {
 		client := redis.NewClient(&redis.Options{Addr: rds.Addr})
 		ln := listenLoopback(t)
-		srv := sioecho.StartWith(ln, time.Minute, time.Minute, sioecho.EchoRaw, redisadapter.New(client, nil))
+		srv := sioecho.StartWith(ln, time.Minute, time.Minute, sioecho.EchoRaw, redisadapter.New(client, nil), nil)
 		t.Cleanup(func() { srv.Close(); client.Close() })
 		addrs = append(addrs, ln.Addr().String())
 	}

@@ -84,7 +84,6 @@ type Conn struct {
 	src        deflateSource
 	inflated   int64
 	readErr    error // sticky
-	ctrl       [maxControlPayload]byte
 	reader     messageReader
 	// readBuffered is true while frames that were read from the socket wait in the read
 	// buffer; writes made then are coalesced and flushed before the next socket read.
@@ -101,11 +100,12 @@ type Conn struct {
 	flushTimer *time.Timer
 	writeErr   error
 	closeSent  bool
-	rng        *rand.ChaCha8 // masking keys (client role)
-	writer     messageWriter
+	rng        *rand.ChaCha8  // masking keys (client role)
+	writer     *messageWriter // NextWriter's, made on its first call (under dataMu)
 
 	pongHandler atomic.Pointer[func([]byte)]
-	pongs       chan struct{} // signalled (without blocking) on each pong, for KeepAlive
+	// pongs is signalled (without blocking) on each pong; made by the first KeepAlive.
+	pongs atomic.Pointer[chan struct{}]
 
 	// ev is the event-driven state when an EventLoop polls the connection (set by Serve
 	// before any other use), nil for the blocking mode.
@@ -116,10 +116,11 @@ type Conn struct {
 	// loop is the EventLoop serving the connection (either mode), for Upgrader.Shutdown.
 	loop atomic.Pointer[EventLoop]
 
-	closeRecv chan struct{} // closed when the peer's close frame has been read
-	closed    chan struct{} // closed when the TCP connection is closed
+	// The signals' channels are made only when someone waits (Done, Close, KeepAlive).
+	sigMu     sync.Mutex
+	closeRecv signal // the peer's close frame has been read
+	closed    signal // the TCP connection is closed
 	closeOnce sync.Once
-	recvOnce  sync.Once
 }
 
 func newConn(nc net.Conn, buffered []byte, cfg connConfig) *Conn {
@@ -132,15 +133,8 @@ func newConn(nc net.Conn, buffered []byte, cfg connConfig) *Conn {
 	if cfg.writeBufferSize <= 0 {
 		cfg.writeBufferSize = DefaultWriteBufferSize
 	}
-	c := &Conn{
-		nc:        nc,
-		cfg:       cfg,
-		closeRecv: make(chan struct{}),
-		pongs:     make(chan struct{}, 1),
-		closed:    make(chan struct{}),
-	}
+	c := &Conn{nc: nc, cfg: cfg}
 	c.reader.c = c
-	c.writer.c = c
 	if !cfg.isServer {
 		var seed [32]byte
 		_, _ = crand.Read(seed[:]) // crypto/rand never fails on supported platforms
@@ -197,14 +191,14 @@ func (c *Conn) SetPongHandler(h func(data []byte)) {
 }
 
 // Done returns a channel that is closed when the underlying connection has been closed.
-func (c *Conn) Done() <-chan struct{} { return c.closed }
+func (c *Conn) Done() <-chan struct{} { return c.closed.wait(&c.sigMu) }
 
 // CloseNow closes the underlying connection at once, without a close handshake. It is safe to
 // call more than once and from any goroutine.
 func (c *Conn) CloseNow() error {
 	var err error
 	c.closeOnce.Do(func() {
-		close(c.closed) // first, so that a read failing on the closed socket sees why
+		c.closed.fire(&c.sigMu) // first, so that a read failing on the closed socket sees why
 		if c.ev != nil {
 			c.ev.beforeClose()
 		}
@@ -289,8 +283,8 @@ func (c *Conn) awaitPeerClose(timeout time.Duration) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case <-c.closeRecv:
-	case <-c.closed:
+	case <-c.closeRecv.wait(&c.sigMu):
+	case <-c.closed.wait(&c.sigMu):
 	case <-t.C:
 	}
 }

@@ -174,8 +174,8 @@ func (p *poller) serve(c *Conn, h EventHandler) bool {
 	if err := c.raw.Control(func(s uintptr) { fd = int(s) }); err != nil || fd < 0 {
 		return false
 	}
-	e := &evConn{c: c, h: h, p: p, raw: c.raw, fd: int32(fd), running: true}
-	e.readFn = e.readRaw
+	e := &evConn{c: c, h: h, p: p, fd: int32(fd), running: true}
+	c.rawRead = e.readRaw // replaces the blocking reader's callback: reads are the worker's now
 	e.writeFn = e.writeRaw
 	c.ev = e
 	if d := p.l.opts.PingInterval; d > 0 {
@@ -205,11 +205,14 @@ func (p *poller) serve(c *Conn, h EventHandler) bool {
 // evConn is the event-driven state of one connection. The frame decoder's state (the
 // current header, bytes left, mask position, UTF-8 state, message in progress) lives in
 // Conn's read fields, as for blocking reads; evConn adds the message being assembled.
+//
+// Its size counts for every idle connection (EVENTED.md, "Numbers"): the raw reads use the
+// Conn's fields (Conn.raw, rawRead, rawN, rawErr), which the blocking reader no longer uses
+// once the connection is served.
 type evConn struct {
 	c   *Conn
 	h   EventHandler
 	p   *poller
-	raw syscall.RawConn
 	fd  int32
 	gen uint32
 
@@ -217,6 +220,9 @@ type evConn struct {
 	running bool       // a worker (or Serve) holds the connection
 	pending uint8      // events that arrived while it was held
 	ended   bool       // OnClose was called
+	// inFrame, owned by the worker that holds the connection, is true when a data frame's
+	// header was read and its payload is not complete.
+	inFrame bool
 
 	t      evTimers     // deadlines and wheel links, under p.wheel.mu
 	readAt atomic.Int64 // t.readAt, for the read path's check without the wheel's lock
@@ -227,15 +233,13 @@ type evConn struct {
 	outPending atomic.Bool // the socket did not take the whole queue: wait for EPOLLOUT
 
 	// Read side, owned by the worker that holds the connection.
-	inFrame bool    // a data frame's header was read and its payload is not complete
-	msg     *[]byte // the message assembled so far (pooled), nil between messages
+	msg *[]byte // the message assembled so far (pooled), nil between messages
 
-	// Raw syscall results; readFn and writeFn are bound once so that calls allocate nothing.
-	rn, wn     int
-	rerr, werr error
-	wbuf       []byte
-	readFn     func(fd uintptr) bool
-	writeFn    func(fd uintptr) bool
+	// The raw write's result (under Conn.wmu); writeFn is e.writeRaw, bound once so that
+	// writes allocate nothing.
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
 }
 
 // schedule records events and hands the connection to a worker unless one holds it.
@@ -356,8 +360,7 @@ func (e *evConn) beforeClose() {
 	c := e.c
 	if c.wmu.TryLock() {
 		if c.wb != nil && len(*c.wb) > e.wpos {
-			e.wbuf = (*c.wb)[e.wpos:]
-			_ = e.raw.Write(e.writeFn)
+			_ = c.raw.Write(e.writeFn)
 		}
 		c.wmu.Unlock()
 	}
@@ -374,23 +377,26 @@ func (e *evConn) beforeClose() {
 func (e *evConn) afterClose() { e.schedule(evClose) }
 
 // readRaw is the RawConn.Read callback: one non-blocking read into the free part of the
-// read buffer. It never asks the runtime to wait: epoll says when to come back.
+// read buffer, its result in Conn.rawN and rawErr. It never asks the runtime to wait: epoll
+// says when to come back.
 func (e *evConn) readRaw(fd uintptr) bool {
-	b := *e.c.rb
+	c := e.c
+	b := *c.rb
 	for {
 		n, err := syscall.Read(int(fd), b[len(b):cap(b)])
 		if err == syscall.EINTR {
 			continue
 		}
-		e.rn, e.rerr = n, err
+		c.rawN, c.rawErr = n, err
 		return true
 	}
 }
 
-// writeRaw is the RawConn.Write callback: one non-blocking write of e.wbuf.
+// writeRaw is the RawConn.Write callback (Conn.wmu held): one non-blocking write of the
+// queue's unsent bytes.
 func (e *evConn) writeRaw(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), e.wbuf)
+		n, err := syscall.Write(int(fd), (*e.c.wb)[e.wpos:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -420,20 +426,20 @@ func (e *evConn) handleRead() {
 			}
 		}
 		e.makeRoom()
-		e.rn, e.rerr = 0, nil
-		if err := e.raw.Read(e.readFn); err != nil {
+		c.rawN, c.rawErr = 0, nil
+		if err := c.raw.Read(c.rawRead); err != nil {
 			c.readFailed(err)
 			return
 		}
-		if e.rerr == syscall.EAGAIN {
+		if c.rawErr == syscall.EAGAIN {
 			e.park()
 			return
 		}
-		if e.rn <= 0 {
-			c.readFailed(e.rerr) // EOF: TCP ended without a close frame (1006)
+		if c.rawN <= 0 {
+			c.readFailed(c.rawErr) // EOF: TCP ended without a close frame (1006)
 			return
 		}
-		*c.rb = (*c.rb)[:len(*c.rb)+e.rn]
+		*c.rb = (*c.rb)[:len(*c.rb)+c.rawN]
 		full := len(*c.rb) == cap(*c.rb)
 		if e.consume() != nil {
 			return
@@ -726,9 +732,8 @@ func (e *evConn) overflowLocked() {
 func (e *evConn) flushLocked() error {
 	c := e.c
 	for c.wb != nil && len(*c.wb) > e.wpos {
-		e.wbuf = (*c.wb)[e.wpos:]
 		e.wn, e.werr = 0, nil
-		if err := e.raw.Write(e.writeFn); err != nil {
+		if err := c.raw.Write(e.writeFn); err != nil {
 			e.werr = err
 		}
 		if e.wn > 0 {
@@ -736,14 +741,12 @@ func (e *evConn) flushLocked() error {
 			continue
 		}
 		if e.werr == syscall.EAGAIN {
-			e.wbuf = nil
 			if !e.outPending.Load() {
 				e.outPending.Store(true)
 				e.wantOut()
 			}
 			return nil
 		}
-		e.wbuf = nil
 		if e.werr == nil {
 			e.werr = errors.New("ws: write made no progress")
 		}
@@ -751,7 +754,6 @@ func (e *evConn) flushLocked() error {
 		c.CloseNow()
 		return c.writeErr
 	}
-	e.wbuf = nil
 	e.wpos = 0
 	if c.wb != nil {
 		putBuffer(c.wb)

@@ -18,19 +18,20 @@ func (c *Conn) KeepAlive(ctx context.Context, interval, timeout time.Duration) e
 	if interval <= 0 || timeout <= 0 {
 		return errors.New("ws: KeepAlive needs a positive interval and timeout")
 	}
+	pongs, closed := c.pongChan(), c.closed.wait(&c.sigMu)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.closed:
+		case <-closed:
 			return ErrClosed
 		case <-ticker.C:
 		}
 		// Drop a pong that answered an earlier ping.
 		select {
-		case <-c.pongs:
+		case <-pongs:
 		default:
 		}
 		if err := c.Ping(ctx, nil); err != nil {
@@ -41,14 +42,29 @@ func (c *Conn) KeepAlive(ctx context.Context, interval, timeout time.Duration) e
 		case <-ctx.Done():
 			deadline.Stop()
 			return ctx.Err()
-		case <-c.closed:
+		case <-closed:
 			deadline.Stop()
 			return ErrClosed
 		case <-deadline.C:
 			c.CloseNow()
 			return ErrKeepAliveTimeout
-		case <-c.pongs:
+		case <-pongs:
 		}
 		deadline.Stop()
 	}
+}
+
+// pongChan returns the channel signalled on each pong, making it on first use.
+func (c *Conn) pongChan() chan struct{} {
+	if p := c.pongs.Load(); p != nil {
+		return *p
+	}
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	if p := c.pongs.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{}, 1)
+	c.pongs.Store(&ch)
+	return ch
 }

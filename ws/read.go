@@ -357,17 +357,29 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 }
 
 // handleControl reads the payload of a control frame and acts on it.
+// The payload is used where it lies in the read buffer when it is all there (always, on an
+// event-driven connection); otherwise it is gathered in a pooled buffer, so that no Conn
+// carries a control-frame array of its own.
 func (c *Conn) handleControl(h Header) error {
-	payload := c.ctrl[:h.Length]
-	for got := 0; got < len(payload); {
-		if c.buffered() == 0 {
-			if err := c.fill(); err != nil {
-				return err
-			}
-		}
-		n := copy(payload[got:], c.unread())
+	n := int(h.Length)
+	var payload []byte
+	if c.buffered() >= n {
+		payload = c.unread()[:n]
 		c.rpos += n
-		got += n
+	} else {
+		pb := getBuffer(n)
+		defer putBuffer(pb)
+		payload = (*pb)[:n]
+		for got := 0; got < n; {
+			if c.buffered() == 0 {
+				if err := c.fill(); err != nil {
+					return err
+				}
+			}
+			m := copy(payload[got:], c.unread())
+			c.rpos += m
+			got += m
+		}
 	}
 	if h.Masked {
 		MaskBytes(h.Mask, 0, payload)
@@ -379,9 +391,11 @@ func (c *Conn) handleControl(h Header) error {
 			return c.readFailed(err)
 		}
 	case OpPong:
-		select {
-		case c.pongs <- struct{}{}:
-		default:
+		if pongs := c.pongs.Load(); pongs != nil {
+			select {
+			case *pongs <- struct{}{}:
+			default:
+			}
 		}
 		if c.ev != nil {
 			c.ev.pong()
@@ -412,7 +426,7 @@ func (c *Conn) handleClose(payload []byte) error {
 		ce.Reason = string(payload[2:])
 	}
 	c.readErr = ce
-	c.recvOnce.Do(func() { close(c.closeRecv) })
+	c.closeRecv.fire(&c.sigMu)
 	echo := ce.Code
 	if echo == StatusNoStatusReceived {
 		echo = 0 // answer an empty close with an empty close
@@ -494,14 +508,7 @@ func (c *Conn) readFailed(err error) error {
 	return err
 }
 
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosed() bool { return c.closed.done() }
 
 // buffered returns the number of bytes read from the socket and not yet consumed.
 func (c *Conn) buffered() int {

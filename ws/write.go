@@ -89,13 +89,17 @@ func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (io.WriteCloser,
 		c.dataMu.Unlock()
 		return nil, err
 	}
-	c.writer = messageWriter{c: c, ctx: ctx, op: Opcode(typ)}
-	if d := c.cfg.deflate; d != nil {
-		c.writer.out = getBuffer(c.cfg.writeBufferSize)
-		c.writer.fw = d.startCompress(c.writer.out, 0)
-		c.writer.rsv = Rsv1
+	if c.writer == nil {
+		c.writer = new(messageWriter) // on first use: most connections never call NextWriter
 	}
-	return &c.writer, nil
+	w := c.writer
+	*w = messageWriter{c: c, ctx: ctx, op: Opcode(typ)}
+	if d := c.cfg.deflate; d != nil {
+		w.out = getBuffer(c.cfg.writeBufferSize)
+		w.fw = d.startCompress(w.out, 0)
+		w.rsv = Rsv1
+	}
+	return w, nil
 }
 
 // messageWriter sends a fragmented message for NextWriter. When permessage-deflate was

@@ -4,9 +4,10 @@
 //
 //	load -addr 127.0.0.1:PORT -proto ws -conns 100 -size 1024 -inflight 16 -duration 3s -warmup 1s
 //
-// With -idle N it instead opens N upgraded connections, prints
-// {"idle_conns":N} once all are up, and holds them until stdin closes or
-// -hold passes. It exits 1 if any echo was wrong or missing.
+// With -idle N it instead opens N upgraded connections (with -idle-message
+// each first echoes one message), prints {"idle_conns":N} once all are up,
+// and holds them until stdin closes or -hold passes. -sources K spreads the
+// connections over K loopback source addresses (needed beyond ~28k). It exits 1 if any echo was wrong or missing.
 //
 // With -proto eio-websocket or eio-polling it speaks Engine.IO v4 instead
 // (path default /engine.io/): -conns sessions, each a closed loop sending a
@@ -73,6 +74,8 @@ func main() {
 	batch := flag.Int("batch", 10, "with -proto sio-cluster: messages per trigger")
 	inflightBatches := flag.Int("inflight-batches", 4, "with -proto sio-cluster: batches in flight (not yet received by every client)")
 	idle := flag.Int("idle", 0, "open this many idle connections instead of running traffic")
+	idleMessage := flag.Bool("idle-message", false, "with -idle and -proto ws: one echo on each connection before holding it")
+	flag.IntVar(&cfg.Sources, "sources", 1, "spread the connections over this many loopback source addresses 127.0.0.1, 127.0.0.2, … (each has ~28k ephemeral ports)")
 	hold := flag.Duration("hold", 2*time.Minute, "with -idle: longest time to hold the connections")
 	flag.Parse()
 	log.SetFlags(0)
@@ -140,7 +143,7 @@ func main() {
 
 	if *idle > 0 {
 		holdIdle(ctx, "idle_conns", *idle, func(ctx context.Context, ready func()) error {
-			return load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, cfg.Deflate, *idle, *hold, ready)
+			return load.Idle(ctx, cfg.Addr, cfg.Path, cfg.WebSocket, cfg.Deflate, *idle, cfg.Sources, *idleMessage, *hold, ready)
 		})
 		return
 	}
@@ -207,7 +210,7 @@ func holdIdle(ctx context.Context, key string, n int, open func(ctx context.Cont
 // sessions.
 func runEIO(ctx context.Context, cfg load.Config, transport string, idle int, hold time.Duration) {
 	ec := load.EIOConfig{Addr: cfg.Addr, Path: cfg.Path, Transport: transport, Sessions: cfg.Conns, Payload: cfg.Payload,
-		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID}
+		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID, Sources: cfg.Sources}
 	if idle > 0 {
 		ec.Sessions = idle
 		holdIdle(ctx, "idle_sessions", idle, func(ctx context.Context, ready func()) error {
@@ -227,7 +230,7 @@ func runEIO(ctx context.Context, cfg load.Config, transport string, idle int, ho
 // clients.
 func runSIO(ctx context.Context, cfg load.Config, idle int, hold time.Duration) {
 	sc := load.SIOConfig{Addr: cfg.Addr, Path: cfg.Path, Clients: cfg.Conns, Payload: cfg.Payload, InFlight: cfg.InFlight,
-		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID}
+		Warmup: cfg.Warmup, Duration: cfg.Duration, MaxMsgs: cfg.MaxMsgs, ServerPID: cfg.ServerPID, Sources: cfg.Sources}
 	if idle > 0 {
 		sc.Clients = idle
 		holdIdle(ctx, "idle_clients", idle, func(ctx context.Context, ready func()) error {

@@ -3,7 +3,11 @@
 // the Go side of the Socket.IO comparison with Node's socket.io
 // (node/sioserver.js):
 //
-//	sioserver -addr 127.0.0.1:PORT [-ping-interval 5m -ping-timeout 5m -echo raw|values] [-redis HOST:PORT]
+//	sioserver -addr 127.0.0.1:PORT [-ping-interval 5m -ping-timeout 5m -echo raw|values] [-redis HOST:PORT] [-evented]
+//
+// With -evented, the clients' WebSocket connections are served by a
+// ws.EventLoop (socketio.Options.EventLoop, default loop options): no
+// goroutine and no read buffer per idle client.
 //
 // With -redis, the namespaces' adapter is redisadapter.New over a go-redis
 // client of that server (classic pub/sub, every option the default), so that
@@ -17,6 +21,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log"
 	"time"
@@ -25,6 +30,7 @@ import (
 
 	"github.com/duplexio/duplex/adapter/redisadapter"
 	"github.com/duplexio/duplex/socketio"
+	"github.com/duplexio/duplex/ws"
 
 	"github.com/duplexio/duplex/bench/internal/servermain"
 	"github.com/duplexio/duplex/bench/internal/sioecho"
@@ -35,6 +41,7 @@ func main() {
 	f.AddFlags(flag.CommandLine)
 	pingInterval, pingTimeout := servermain.PingFlags(flag.CommandLine)
 	echo := flag.String("echo", string(sioecho.EchoRaw), "how \"echo\" builds its ack: raw (each argument's JSON as it came) or values (decoded with Args.Values, re-encoded)")
+	evented := flag.Bool("evented", false, "serve the WebSocket connections with a ws.EventLoop (socketio.Options.EventLoop)")
 	redisAddr := flag.String("redis", "", "Redis HOST:PORT: use the Redis adapter (a cluster with the other servers on it); \"\" = in memory")
 	flag.Parse()
 	log.SetFlags(0)
@@ -60,8 +67,21 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := sioecho.StartWith(ln, *pingInterval, *pingTimeout, mode, newAdapter)
-	if err := f.Serve(ln, srv.Close); err != nil {
+	var loop *ws.EventLoop
+	if *evented {
+		if loop, err = ws.NewEventLoop(nil); err != nil {
+			log.Fatal(err)
+		}
+	}
+	srv := sioecho.StartWith(ln, *pingInterval, *pingTimeout, mode, newAdapter, loop)
+	closeAll := func() error {
+		err := srv.Close()
+		if loop != nil {
+			err = errors.Join(err, loop.Close())
+		}
+		return err
+	}
+	if err := f.Serve(ln, closeAll); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -215,6 +215,12 @@ type IdleLoad struct {
 	// as "idle connections not up".
 	NotReady string
 	Settle   time.Duration // wait after they are open before reading RSS again
+	// Collect sends SIGUSR1 to the server after the settle wait and reads its
+	// RSS 500 ms later: the bench's Go servers then collect their garbage and
+	// return freed memory to the OS (internal/servermain), so that the
+	// number is live memory rather than what the garbage collector has not
+	// reclaimed yet. Only for servers that handle SIGUSR1 so.
+	Collect bool
 }
 
 // IdleRSS measures srv's resident memory without and with idle connections:
@@ -254,6 +260,12 @@ func (p Processes) IdleRSS(ctx context.Context, srv *Server, l IdleLoad) (before
 		return before, 0, fmt.Errorf("%s within 2 minutes", l.NotReady)
 	}
 	time.Sleep(l.Settle)
+	if l.Collect {
+		if err := srv.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			return before, 0, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if after, err = proc.RSS(srv.PID); err != nil {
 		return before, 0, err
 	}

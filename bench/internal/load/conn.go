@@ -37,14 +37,27 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
-// Dial connects to addr; when websocket is true it performs the RFC 6455
+// SourceAddr is the local address connection i dials from when the load's
+// connections are spread over sources loopback addresses (127.0.0.1,
+// 127.0.0.2, …; each has its own ~28k ephemeral ports, so more than that many
+// connections to one server need several), or nil for the kernel's choice when
+// sources ≤ 1.
+func SourceAddr(i, sources int) net.Addr {
+	if sources <= 1 {
+		return nil
+	}
+	k := i % min(sources, 254)
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+k))}
+}
+
+// Dial connects to addr from local (nil: the kernel's choice); when websocket is true it performs the RFC 6455
 // opening handshake for path and checks the 101 response. readBuf sizes the
 // connection's read buffer. A non-empty offer is sent as the
 // Sec-WebSocket-Extensions request header (a permessage-deflate offer, such as
 // "permessage-deflate; client_max_window_bits"); the server must then accept
 // permessage-deflate, and what it accepted is in Conn.Deflate.
-func Dial(ctx context.Context, addr, path string, websocket bool, readBuf int, offer string) (*Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
+func Dial(ctx context.Context, local net.Addr, addr, path string, websocket bool, readBuf int, offer string) (*Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: local}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -112,12 +125,13 @@ func (c *Conn) handshake(host, path, offer string) error {
 	return c.nc.SetDeadline(time.Time{})
 }
 
-// DialMany opens n connections with at most 64 handshakes in flight and
-// returns them all, or closes them and returns the first error.
-func DialMany(ctx context.Context, n int, addr, path string, websocket bool, readBuf int, offer string) ([]*Conn, error) {
+// DialMany opens n connections, spread over sources loopback addresses (see
+// SourceAddr), with at most 64 handshakes in flight and returns them all, or
+// closes them and returns the first error.
+func DialMany(ctx context.Context, n, sources int, addr, path string, websocket bool, readBuf int, offer string) ([]*Conn, error) {
 	conns := make([]*Conn, n)
 	err := parallel(ctx, n, 64, "conn", func(ctx context.Context, i int) error {
-		c, err := Dial(ctx, addr, path, websocket, readBuf, offer)
+		c, err := Dial(ctx, SourceAddr(i, sources), addr, path, websocket, readBuf, offer)
 		conns[i] = c
 		return err
 	})

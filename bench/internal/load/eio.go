@@ -40,6 +40,7 @@ type EIOConfig struct {
 	Grace      time.Duration // wait for the last echo after the window; 0 → 5 s
 	ServerPID  int           // if > 0, CPU time and syscalls of this process are sampled over the window
 	ReadBuffer int           // bytes of each connection's read buffer; 0 → sized from Payload
+	Sources    int           // loopback source addresses the sessions are spread over (SourceAddr); 0 or 1: the kernel's choice
 }
 
 // eioOpen is the part of the open packet the load needs.
@@ -144,7 +145,7 @@ func truncate(b []byte) string {
 
 // openWebSocket dials a new WebSocket session and reads its open packet.
 func (s *eioSession) openWebSocket(ctx context.Context) error {
-	c, err := Dial(ctx, s.cfg.Addr, eioPath(s.cfg, EIOWebSocket, ""), true, s.readBuf(), "")
+	c, err := Dial(ctx, SourceAddr(s.id, s.cfg.Sources), s.cfg.Addr, eioPath(s.cfg, EIOWebSocket, ""), true, s.readBuf(), "")
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func (s *eioSession) openWebSocket(ctx context.Context) error {
 // openPolling does the polling handshake on a new connection, which then
 // carries the long-poll GETs. With post it opens the POST connection too.
 func (s *eioSession) openPolling(ctx context.Context, post bool) error {
-	g, err := Dial(ctx, s.cfg.Addr, "", false, s.readBuf(), "")
+	g, err := Dial(ctx, SourceAddr(s.id, s.cfg.Sources), s.cfg.Addr, "", false, s.readBuf(), "")
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func (s *eioSession) openPolling(ctx context.Context, post bool) error {
 	s.getReq = []byte("GET " + path + " HTTP/1.1\r\nHost: " + s.cfg.Addr + "\r\n\r\n")
 	s.postHead = "POST " + path + " HTTP/1.1\r\nHost: " + s.cfg.Addr + "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: "
 	if post {
-		if s.post, err = Dial(ctx, s.cfg.Addr, "", false, s.readBuf(), ""); err != nil {
+		if s.post, err = Dial(ctx, SourceAddr(s.id, s.cfg.Sources), s.cfg.Addr, "", false, s.readBuf(), ""); err != nil {
 			return err
 		}
 	}

@@ -33,6 +33,9 @@ type Config struct {
 	// must accept it; messages are then JSON-like text (see appendJSON), sent
 	// compressed, and the echoes are inflated and compared byte for byte.
 	Deflate string
+	// Sources spreads the connections over that many loopback source
+	// addresses (SourceAddr); 0 or 1: the kernel's choice.
+	Sources int
 }
 
 // Result is what one run measured. Latencies are per message round trip:
@@ -99,7 +102,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	readBuf := max(4096, min(cfg.Payload+16, 64<<10+16))
-	conns, err := DialMany(ctx, cfg.Conns, cfg.Addr, cfg.Path, cfg.WebSocket, readBuf, cfg.Deflate)
+	conns, err := DialMany(ctx, cfg.Conns, cfg.Sources, cfg.Addr, cfg.Path, cfg.WebSocket, readBuf, cfg.Deflate)
 	if err != nil {
 		return res, err
 	}
@@ -579,9 +582,12 @@ func readServerHeader(br *bufio.Reader) (fin bool, op, rsv byte, length int64, e
 
 // Idle opens n connections and keeps them open until ctx ends or hold
 // passes. ready is called once all are upgraded.
-// offer is a permessage-deflate offer as in Config.Deflate, or "".
-func Idle(ctx context.Context, addr, path string, websocket bool, offer string, n int, hold time.Duration, ready func()) error {
-	conns, err := DialMany(ctx, n, addr, path, websocket, 512, offer)
+// offer is a permessage-deflate offer as in Config.Deflate, or "". With
+// message, each connection sends one message and reads its echo first, so
+// that the server has read from every connection once. sources is as in
+// Config.Sources.
+func Idle(ctx context.Context, addr, path string, websocket bool, offer string, n, sources int, message bool, hold time.Duration, ready func()) error {
+	conns, err := DialMany(ctx, n, sources, addr, path, websocket, 512, offer)
 	if err != nil {
 		return err
 	}
@@ -590,6 +596,19 @@ func Idle(ctx context.Context, addr, path string, websocket bool, offer string, 
 			c.Close()
 		}
 	}()
+	if message {
+		cfg := Config{WebSocket: websocket, Payload: 16, InFlight: 1}
+		err := parallel(ctx, n, 64, "conn", func(_ context.Context, i int) error {
+			_ = conns[i].nc.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := NewClient(conns[i], cfg.Payload, websocket).RoundTrip(1); err != nil {
+				return err
+			}
+			return conns[i].nc.SetDeadline(time.Time{})
+		})
+		if err != nil {
+			return err
+		}
+	}
 	ready()
 	sleepUntil(ctx, time.Now().Add(hold))
 	return nil

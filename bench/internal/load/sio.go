@@ -37,6 +37,7 @@ type SIOConfig struct {
 	MaxMsgs   int64         // per-client cap on round trips; 0 → time only
 	Grace     time.Duration // wait for the last ack after the window; 0 → 5 s
 	ServerPID int           // if > 0, CPU time and syscalls of this process are sampled over the window
+	Sources   int           // loopback source addresses the clients are spread over (SourceAddr); 0 or 1: the kernel's choice
 }
 
 // SIOBroadcastConfig describes a broadcast run: Clients clients join Room,
@@ -359,7 +360,9 @@ func IdleSIO(ctx context.Context, cfg SIOConfig, hold time.Duration, ready func(
 	if err := checkSIO(cfg.Clients); err != nil {
 		return err
 	}
-	cs, err := openSIOClients(ctx, cfg.Clients, sioEIOConfig(cfg.Addr, cfg.Path, 1, 0), nil)
+	ecfg := sioEIOConfig(cfg.Addr, cfg.Path, 1, 0)
+	ecfg.Sources = cfg.Sources
+	cs, err := openSIOClients(ctx, cfg.Clients, ecfg, nil)
 	if err != nil {
 		return err
 	}

@@ -78,12 +78,23 @@ func parseStatusRSS(b []byte) (int64, error) {
 	return 0, fmt.Errorf("proc: no VmRSS line")
 }
 
-// RaiseNoFile raises the soft RLIMIT_NOFILE of this process to its hard limit
-// and returns the new soft limit.
+// RaiseNoFile raises this process's RLIMIT_NOFILE as far as it may: soft and
+// hard limit both to the kernel's ceiling (/proc/sys/fs/nr_open) when the
+// process may raise its hard limit (root with CAP_SYS_RESOURCE), otherwise the
+// soft limit to the hard one. It returns the new soft limit. Children started
+// afterwards inherit it.
 func RaiseNoFile() (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, err
+	}
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if ceil, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && ceil > lim.Max {
+			up := syscall.Rlimit{Cur: ceil, Max: ceil}
+			if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
+				return ceil, nil
+			}
+		}
 	}
 	if lim.Cur < lim.Max {
 		lim.Cur = lim.Max

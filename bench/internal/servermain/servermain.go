@@ -3,7 +3,9 @@
 // -memprofile flags (and, for the Engine.IO and Socket.IO servers, the ping
 // flags), listening, the "listening ADDR" line the comparisons wait for,
 // and running until SIGINT or SIGTERM with the profiles written on the way
-// out.
+// out. SIGUSR1 makes a server collect its garbage and return the freed memory
+// to the OS (runtime.GC, debug.FreeOSMemory), so that an idle-memory
+// measurement reads live memory (cmd/evcompare).
 package servermain
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -71,9 +74,20 @@ func (f *Flags) Serve(ln net.Listener, closeServer func() error) error {
 	}
 	fmt.Printf("listening %s\n", ln.Addr())
 
+	collect := make(chan os.Signal, 1)
+	signal.Notify(collect, syscall.SIGUSR1)
+	defer signal.Stop(collect)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
+	for waiting := true; waiting; {
+		select {
+		case <-collect:
+			runtime.GC()
+			debug.FreeOSMemory()
+		case <-sig:
+			waiting = false
+		}
+	}
 	if f.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/duplexio/duplex/engineio"
 	"github.com/duplexio/duplex/socketio"
+	"github.com/duplexio/duplex/ws"
 
 	"github.com/duplexio/duplex/bench/internal/monoclock"
 )
@@ -78,18 +79,22 @@ type Server struct {
 // option the default but the ping interval and timeout and the loggers, which
 // keep warnings and errors only.
 func Start(ln net.Listener, pingInterval, pingTimeout time.Duration, mode EchoMode) *Server {
-	return StartWith(ln, pingInterval, pingTimeout, mode, nil)
+	return StartWith(ln, pingInterval, pingTimeout, mode, nil, nil)
 }
 
 // StartWith is Start with the namespaces' adapter made by newAdapter (nil:
 // socketio's default, in memory), such as redisadapter.New's: then "bcast"
-// reaches the room's members on every server of the cluster.
-func StartWith(ln net.Listener, pingInterval, pingTimeout time.Duration, mode EchoMode, newAdapter socketio.NewAdapterFunc) *Server {
+// reaches the room's members on every server of the cluster; and, when loop
+// is not nil, the clients' WebSocket connections served by that event loop
+// (socketio.Options.EventLoop) instead of a goroutine each. The caller closes
+// loop after the server.
+func StartWith(ln net.Listener, pingInterval, pingTimeout time.Duration, mode EchoMode, newAdapter socketio.NewAdapterFunc, loop *ws.EventLoop) *Server {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := socketio.NewServer(&socketio.Options{
 		Engine:     &engineio.Server{PingInterval: pingInterval, PingTimeout: pingTimeout, Logger: logger},
 		Logger:     logger,
 		NewAdapter: newAdapter,
+		EventLoop:  loop,
 	})
 	pattern := Pattern(MaxBroadcastSize)
 	srv.OnConnection(func(s *socketio.Socket) {

@@ -1,8 +1,12 @@
 // Command idlerss measures the server's resident memory per idle WebSocket connection, in
 // the event-driven mode (ws.EventLoop) or the goroutine mode (a ReadMessage loop per
-// connection). The clients run in a child process, so that only the server is counted.
+// connection), upgraded under net/http (Upgrader.Upgrade) or on a bare listener
+// (Upgrader.UpgradeConn, -raw). The clients run in a child process, so that only the
+// server is counted. Besides RSS it prints the live heap per connection, and with
+// -memprofile it writes a heap profile sampled at every allocation, to see what an idle
+// connection holds (go tool pprof -sample_index=inuse_space).
 //
-//	go run ./internal/cmd/idlerss -mode evented -n 10000
+//	go run ./internal/cmd/idlerss -mode evented -n 10000 [-raw] [-memprofile heap.prof]
 package main
 
 import (
@@ -16,6 +20,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -26,11 +31,16 @@ import (
 func main() {
 	mode := flag.String("mode", "evented", "evented or goroutine")
 	n := flag.Int("n", 10000, "connections")
+	raw := flag.Bool("raw", false, "upgrade with UpgradeConn on a bare listener instead of net/http")
+	memprofile := flag.String("memprofile", "", "write a heap profile (every allocation sampled) with the connections open")
 	client := flag.String("client", "", "internal: dial this address n times and wait")
 	flag.Parse()
 	if *client != "" {
 		runClients(*client, *n)
 		return
+	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 1
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
@@ -40,14 +50,9 @@ func main() {
 		check(err)
 	}
 	u := &ws.Upgrader{}
-	nop := nopHandler{}
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := u.Upgrade(w, r)
-		if err != nil {
-			return
-		}
+	serve := func(c *ws.Conn) {
 		if loop != nil {
-			_ = loop.Serve(c, nop)
+			_ = loop.Serve(c, nopHandler{})
 			return
 		}
 		go func() {
@@ -57,9 +62,18 @@ func main() {
 				}
 			}
 		}()
-	}))
+	}
+	if *raw {
+		go acceptRaw(ln, u, serve)
+	} else {
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c, err := u.Upgrade(w, r); err == nil {
+				serve(c)
+			}
+		}))
+	}
 	settle()
-	before := rss()
+	before, heapBefore := rss(), heapInuse()
 	cmd := exec.Command(os.Args[0], "-client", ln.Addr().String(), "-n", strconv.Itoa(*n))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -72,11 +86,36 @@ func main() {
 	}
 	time.Sleep(time.Second)
 	settle()
-	after := rss()
-	fmt.Printf("mode=%s conns=%d rss_before=%d KiB rss_after=%d KiB per_conn=%.0f B goroutines=%d\n",
-		*mode, *n, before>>10, after>>10, float64(after-before)/float64(*n), runtime.NumGoroutine())
+	after, heapAfter := rss(), heapInuse()
+	fmt.Printf("mode=%s raw=%v conns=%d rss_before=%d KiB rss_after=%d KiB per_conn=%.0f B heap_per_conn=%.0f B goroutines=%d\n",
+		*mode, *raw, *n, before>>10, after>>10, float64(after-before)/float64(*n),
+		float64(heapAfter-heapBefore)/float64(*n), runtime.NumGoroutine())
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		check(err)
+		check(pprof.Lookup("heap").WriteTo(f, 0))
+		check(f.Close())
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
+}
+
+// acceptRaw upgrades every connection ln accepts with UpgradeConn, no net/http.
+func acceptRaw(ln net.Listener, u *ws.Upgrader, serve func(*ws.Conn)) {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			c, _, err := u.UpgradeConn(nc)
+			if err != nil {
+				nc.Close()
+				return
+			}
+			serve(c)
+		}()
+	}
 }
 
 type nopHandler struct{}
@@ -106,6 +145,14 @@ func runClients(addr string, n int) {
 func settle() {
 	runtime.GC()
 	debug.FreeOSMemory()
+}
+
+// heapInuse returns the bytes in in-use heap spans (live objects and the free room in
+// their spans), after settle.
+func heapInuse() int64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }
 
 func rss() int64 {
