@@ -97,9 +97,9 @@ type Conn struct {
 	wmu        sync.Mutex
 	wb         *[]byte // pooled write buffer holding frames not yet written
 	pending    atomic.Bool
+	closeSent  bool // next to pending: the two share a word
 	flushTimer *time.Timer
 	writeErr   error
-	closeSent  bool
 	rng        *rand.ChaCha8  // masking keys (client role)
 	writer     *messageWriter // NextWriter's, made on its first call (under dataMu)
 
