@@ -5,7 +5,8 @@ import "time"
 // The heartbeat: the server sends a ping every PingInterval and closes the session when the
 // pong has not arrived PingTimeout later. As in the Node server, only a pong restarts the
 // interval; other packets from the client do not count. One timer per session serves the
-// ping, the pong deadline and the grace period of a polling session that is closing.
+// ping, the pong deadline and the grace period of a polling session that is closing: a
+// time.Timer, or on an event loop the WebSocket's timer (ws.Conn.SetTimer).
 
 func (s *Session) startHeartbeat() {
 	s.mu.Lock()
@@ -15,13 +16,39 @@ func (s *Session) startHeartbeat() {
 	s.mu.Unlock()
 }
 
-// armLocked makes the timer fire after d.
+// armLocked makes the timer fire after d. A WebSocket session on an event loop keeps the time
+// in its connection (ws.Conn.SetTimer: the loop's timer wheel, no timer of its own); until
+// that connection is served, timerDue waits for it (see timerToConnLocked).
 func (s *Session) armLocked(d time.Duration) {
 	s.timerDue = time.Now().Add(d)
+	if s.onEventLoopLocked() {
+		if s.conn != nil {
+			_ = s.conn.SetTimer(d)
+		}
+		return
+	}
 	if s.timer == nil {
 		s.timer = time.AfterFunc(d, s.onTimer)
 	} else {
 		s.timer.Reset(d)
+	}
+}
+
+// onEventLoopLocked reports whether the session's transport is a WebSocket served by the
+// server's event loop.
+func (s *Session) onEventLoopLocked() bool {
+	return s.srv.EventLoop != nil && s.transport == TransportWebSocket
+}
+
+// timerToConnLocked hands the heartbeat's next time to the session's WebSocket, which the
+// event loop now serves: the polling transport's timer, if any, is stopped.
+func (s *Session) timerToConnLocked() {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if !s.timerDue.IsZero() {
+		_ = s.conn.SetTimer(max(time.Until(s.timerDue), time.Nanosecond)) // 0 would cancel
 	}
 }
 
@@ -33,7 +60,7 @@ func (s *Session) onTimer() {
 		return
 	}
 	if left := time.Until(s.timerDue); left > 0 {
-		s.timer.Reset(left) // re-armed while this call was on its way
+		s.armLocked(left) // re-armed while this call was on its way
 		s.mu.Unlock()
 		return
 	}

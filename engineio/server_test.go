@@ -926,3 +926,44 @@ func TestAClientThatStopsReadingOnAnEventLoopIsClosedWhenItsQueueIsFull(t *testi
 	}
 	c.CloseNow()
 }
+
+func TestTheHeartbeatOfAWebSocketSessionOnAnEventLoopIsTheLoops(t *testing.T) {
+	for _, upgraded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upgraded=%v", upgraded), func(t *testing.T) {
+			loop, err := ws.NewEventLoop(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { loop.Close() })
+			ts := newTestServer(t, &Server{EventLoop: loop, PingInterval: 150 * time.Millisecond, PingTimeout: 150 * time.Millisecond}, nil)
+			var c *ws.Conn
+			var s *Session
+			if upgraded {
+				s = ts.openPolling()
+				c = ts.dial("transport=websocket&sid=" + s.ID())
+				writeWS(t, c, ws.MessageText, "2probe")
+				readWS(t, c)
+				writeWS(t, c, ws.MessageText, "5")
+			} else {
+				c = ts.dial("transport=websocket")
+				readWS(t, c)
+				s = ts.nextSession()
+			}
+			for range 3 { // pings keep coming while answered
+				if _, m := readWS(t, c); m != "2" {
+					t.Fatalf("got %q, want a ping", m)
+				}
+				writeWS(t, c, ws.MessageText, "3")
+			}
+			s.mu.Lock()
+			timer := s.timer
+			s.mu.Unlock()
+			if timer != nil {
+				t.Error("the session has a time.Timer of its own on an event loop")
+			}
+			if e := ts.nextClose(); e.reason != ReasonPingTimeout { // the fourth is not answered
+				t.Fatalf("closed with %q, want %q", e.reason, ReasonPingTimeout)
+			}
+		})
+	}
+}

@@ -136,6 +136,9 @@ func (s *Session) completeUpgrade(conn *ws.Conn, p Packet) (bool, error) {
 	closing := sessionState(s.state.Load()) == stateClosing
 	s.transport = TransportWebSocket
 	s.conn = conn
+	if s.srv.EventLoop != nil {
+		s.timerToConnLocked()
+	}
 	s.probe = nil
 	s.upgrading = false
 	s.noopPending = false

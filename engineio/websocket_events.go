@@ -60,6 +60,7 @@ func (e *socketEvents) OnOpen(conn *ws.Conn) {
 		return
 	}
 	s.conn = conn
+	s.timerToConnLocked()
 	s.kickLocked()
 }
 
@@ -95,6 +96,13 @@ func (e *socketEvents) OnMessage(conn *ws.Conn, typ ws.MessageType, data []byte)
 	}
 	e.stage = upgradeFailed
 	s.failUpgrade(conn, err)
+}
+
+// OnTimer runs the session's heartbeat, once the connection is its transport.
+func (e *socketEvents) OnTimer(*ws.Conn) {
+	if e.stage == upgraded {
+		e.s.onTimer()
+	}
 }
 
 // OnClose ends the session whose transport conn was, or the upgrade conn was making.
