@@ -633,24 +633,26 @@ func TestSendBatchKeepsItsMessagesTogether(t *testing.T) {
 			}
 		}()
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	var got []string
-	finished := func() bool {
-		select {
-		case <-done:
-			return s.Writable()
-		default:
-			return false
+	// A last batch marks the end, so that no poll waits once everything is taken.
+	go func() {
+		wg.Wait()
+		for !s.Writable() {
+			time.Sleep(time.Millisecond)
 		}
-	}
-	for polls := 0; polls < 10*senders*batches && !finished(); polls++ {
+		_ = s.SendBatch([]Outgoing{{Data: []byte("end")}, {Data: []byte("end"), Binary: true}}, 0)
+	}()
+	var got []string
+	for polls, end := 0, false; polls < 10*senders*batches && !end; polls++ {
 		_, body := ts.do("GET", "transport=polling&sid="+s.ID(), "", nil)
 		for p := range strings.SplitSeq(body, "\x1e") {
+			end = end || p == "4end"
 			if p != "2" && p != "6" {
 				got = append(got, p)
 			}
 		}
+	}
+	if n := len(got); n != 2*(senders*batches+1) {
+		t.Fatalf("%d messages, want %d", n, 2*(senders*batches+1))
 	}
 	if len(got)%2 != 0 {
 		t.Fatalf("odd number of messages: %d", len(got))

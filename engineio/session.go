@@ -2,7 +2,6 @@ package engineio
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -77,7 +76,7 @@ type Session struct {
 
 	srv          *Server
 	id           string
-	req          *http.Request
+	req          keptRequest
 	base64Binary bool // the client asked for binary messages as base64 text (b64=1)
 
 	// deliverMu is held while OnMessage or OnClose runs.
@@ -128,15 +127,10 @@ type outPacket struct {
 }
 
 func newSession(srv *Server, id string, r *http.Request, transport string) *Session {
-	// A shallow copy: the header map and URL are shared with r, which net/http no longer
-	// touches once the handler returns; the context is dropped so that nothing of the
-	// HTTP connection stays reachable.
-	req := r.WithContext(context.Background())
-	req.Body = http.NoBody
 	return &Session{
 		srv:          srv,
 		id:           id,
-		req:          req,
+		req:          keepRequest(r),
 		base64Binary: r.URL.Query().Has("b64"),
 		transport:    transport,
 		done:         make(chan struct{}),
@@ -147,8 +141,15 @@ func newSession(srv *Server, id string, r *http.Request, transport string) *Sess
 func (s *Session) ID() string { return s.id }
 
 // Request returns the request that opened the session: its URL with the query, headers,
-// cookies and RemoteAddr. Its body is empty. It must not be modified.
-func (s *Session) Request() *http.Request { return s.req }
+// cookies and RemoteAddr. Its body is empty.
+//
+// Each call returns a new copy, rebuilt from what the session keeps of the request (see
+// keptRequest): keep the result rather than calling it again.
+func (s *Session) Request() *http.Request { return s.req.request() }
+
+// RemoteAddr returns the client's address, the RemoteAddr of the request that opened the
+// session.
+func (s *Session) RemoteAddr() string { return s.req.remoteAddr }
 
 // Transport returns the transport the session uses now: TransportPolling or
 // TransportWebSocket.
@@ -431,7 +432,7 @@ func (s *Session) closeNow(reason CloseReason, cause error) {
 		}
 	}
 	if cause != nil {
-		s.srv.cfg.logger.Info("engineio: session closed on an error", "sid", s.id, "remote", s.req.RemoteAddr, "reason", string(reason), "error", cause)
+		s.srv.cfg.logger.Info("engineio: session closed on an error", "sid", s.id, "remote", s.req.remoteAddr, "reason", string(reason), "error", cause)
 	}
 	go func() {
 		defer s.srv.sessWG.Done()

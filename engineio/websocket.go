@@ -168,7 +168,7 @@ func (s *Session) failUpgrade(conn *ws.Conn, err error) {
 	s.upgrading = false
 	s.noopPending = false
 	s.mu.Unlock()
-	s.srv.cfg.logger.Debug("engineio: upgrade failed", "sid", s.id, "remote", s.req.RemoteAddr, "error", err)
+	s.srv.cfg.logger.Debug("engineio: upgrade failed", "sid", s.id, "remote", s.req.remoteAddr, "error", err)
 }
 
 // readPacket reads one packet from conn.

@@ -44,7 +44,7 @@ func (c *connection) connectTimeout() {
 	idle := len(c.sockets) == 0 && !c.closed
 	c.mu.Unlock()
 	if idle {
-		c.srv.logger.Debug("socketio: no namespace joined in time", "remote", c.conn.Request().RemoteAddr)
+		c.srv.logger.Debug("socketio: no namespace joined in time", "remote", c.conn.RemoteAddr())
 		_ = c.conn.Close()
 	}
 }
@@ -107,7 +107,7 @@ func (c *connection) onMessage(data []byte, binary bool) {
 
 // protocolError closes the connection of a client that broke the protocol.
 func (c *connection) protocolError(err error) {
-	c.srv.logger.Info("socketio: closing a connection on a protocol error", "remote", c.conn.Request().RemoteAddr, "error", err)
+	c.srv.logger.Info("socketio: closing a connection on a protocol error", "remote", c.conn.RemoteAddr(), "error", err)
 	c.closeSockets(string(engineio.ReasonParseError))
 	_ = c.conn.Close()
 }
