@@ -57,10 +57,10 @@ type EventHandler func(args Args, ack AckFunc)
 // handler that blocks holds up only its socket's later events; too many waiting events
 // (1,024) make the connection stop reading until the handler catches up.
 type Socket struct {
-	id        string
-	nsp       *Namespace
-	client    *connection
-	auth      json.RawMessage // of the CONNECT packet, for Handshake
+	id     string
+	nsp    *Namespace
+	client *connection
+	auth   json.RawMessage // of the CONNECT packet, for Handshake
 
 	connected atomic.Bool
 	data      atomic.Value // holds dataBox
