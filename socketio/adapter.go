@@ -119,7 +119,7 @@ type InMemoryAdapter struct {
 
 	mu    sync.RWMutex
 	rooms map[Room]map[string]struct{}
-	sids  map[string]map[Room]struct{}
+	sids  map[string]*roomSet
 
 	// connection-state recovery (recovery.go)
 	window   time.Duration
@@ -136,7 +136,7 @@ func NewInMemoryAdapter(nsp *Namespace) Adapter {
 		name:     nsp.name,
 		observer: nsp.srv.observer,
 		rooms:    make(map[Room]map[string]struct{}),
-		sids:     make(map[string]map[Room]struct{}),
+		sids:     make(map[string]*roomSet),
 		sessions: make(map[string]keptSession),
 	}
 	if r := nsp.srv.recovery; r != nil {
@@ -151,11 +151,11 @@ func (a *InMemoryAdapter) AddAll(id string, rooms []Room) {
 	defer a.mu.Unlock()
 	mine := a.sids[id]
 	if mine == nil {
-		mine = make(map[Room]struct{}, len(rooms))
+		mine = &roomSet{list: make([]Room, 0, len(rooms))}
 		a.sids[id] = mine
 	}
 	for _, r := range rooms {
-		mine[r] = struct{}{}
+		mine.add(r)
 		members := a.rooms[r]
 		if members == nil {
 			members = make(map[string]struct{})
@@ -174,7 +174,7 @@ func (a *InMemoryAdapter) Del(id string, room Room) {
 
 func (a *InMemoryAdapter) delLocked(id string, room Room) {
 	if mine := a.sids[id]; mine != nil {
-		delete(mine, room)
+		mine.remove(room)
 	}
 	if members := a.rooms[room]; members != nil {
 		delete(members, id)
@@ -188,8 +188,10 @@ func (a *InMemoryAdapter) delLocked(id string, room Room) {
 func (a *InMemoryAdapter) DelAll(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for r := range a.sids[id] {
-		a.delLocked(id, r)
+	if mine := a.sids[id]; mine != nil {
+		for _, r := range mine.rooms() {
+			a.delLocked(id, r)
+		}
 	}
 	delete(a.sids, id)
 }
@@ -202,11 +204,7 @@ func (a *InMemoryAdapter) SocketRooms(id string) []Room {
 	if !ok {
 		return nil
 	}
-	rooms := make([]Room, 0, len(mine))
-	for r := range mine {
-		rooms = append(rooms, r)
-	}
-	return rooms
+	return mine.rooms()
 }
 
 // Sockets implements Adapter.

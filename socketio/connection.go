@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,7 +20,7 @@ type connection struct {
 	started time.Time
 
 	mu           sync.Mutex
-	sockets      map[string]*Socket // by namespace name
+	sockets      []*Socket // one per namespace joined: few, so a slice, smaller than a map
 	connectTimer *time.Timer
 	closed       bool
 }
@@ -30,7 +31,6 @@ func newConnection(srv *Server, conn *engineio.Session) *connection {
 		conn:    conn,
 		dec:     Decoder{MaxAttachments: srv.maxAttachments},
 		started: time.Now(),
-		sockets: make(map[string]*Socket),
 	}
 	conn.OnMessage = c.onMessage
 	conn.OnClose = c.onClose
@@ -115,7 +115,15 @@ func (c *connection) protocolError(err error) {
 func (c *connection) socket(nsp string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sockets[nsp]
+	if i := c.indexLocked(nsp); i >= 0 {
+		return c.sockets[i]
+	}
+	return nil
+}
+
+// indexLocked returns the index in c.sockets of the socket of the namespace, or -1.
+func (c *connection) indexLocked(nsp string) int {
+	return slices.IndexFunc(c.sockets, func(s *Socket) bool { return s.nsp.name == nsp })
 }
 
 // connect handles a CONNECT: the namespace's middleware decides, on this goroutine.
@@ -126,7 +134,7 @@ func (c *connection) connect(name string, auth []byte) {
 		return
 	}
 	c.mu.Lock()
-	if c.sockets[name] != nil || c.closed {
+	if c.indexLocked(name) >= 0 || c.closed {
 		c.mu.Unlock()
 		return // already connected there
 	}
@@ -138,12 +146,10 @@ func (c *connection) connect(name string, auth []byte) {
 		}
 	}
 	s := newSocket(nsp, c, auth, restored)
-	c.sockets[name] = s
+	c.sockets = append(c.sockets, s)
 	c.mu.Unlock()
 	if err := nsp.admit(s, missed); err != nil {
-		c.mu.Lock()
-		delete(c.sockets, name)
-		c.mu.Unlock()
+		c.forget(s)
 		s.connected.Store(false)
 		var ce *ConnectError
 		if !errors.As(err, &ce) {
@@ -168,8 +174,8 @@ func (c *connection) stopConnectTimer() {
 // forget drops a disconnected socket.
 func (c *connection) forget(s *Socket) {
 	c.mu.Lock()
-	if c.sockets[s.nsp.name] == s {
-		delete(c.sockets, s.nsp.name)
+	if i := slices.Index(c.sockets, s); i >= 0 {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
 	c.mu.Unlock()
 }
@@ -183,10 +189,7 @@ func (c *connection) onClose(reason engineio.CloseReason, _ error) {
 func (c *connection) closeSockets(reason string) {
 	c.mu.Lock()
 	c.closed = true
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := slices.Clone(c.sockets)
 	c.mu.Unlock()
 	for _, s := range sockets {
 		s.onClose(reason)
@@ -197,10 +200,7 @@ func (c *connection) closeSockets(reason string) {
 // closes the connection.
 func (c *connection) disconnectAll() {
 	c.mu.Lock()
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
+	sockets := slices.Clone(c.sockets)
 	c.mu.Unlock()
 	for _, s := range sockets {
 		s.Disconnect(false)
