@@ -118,8 +118,8 @@ type InMemoryAdapter struct {
 	observer Observer // the server's, nil for none
 
 	mu    sync.RWMutex
-	rooms map[Room]map[string]struct{}
-	sids  map[string]*roomSet
+	rooms map[Room]*smallSet[string]
+	sids  map[string]*smallSet[Room]
 
 	// connection-state recovery (recovery.go)
 	window   time.Duration
@@ -135,8 +135,8 @@ func NewInMemoryAdapter(nsp *Namespace) Adapter {
 		local:    nsp,
 		name:     nsp.name,
 		observer: nsp.srv.observer,
-		rooms:    make(map[Room]map[string]struct{}),
-		sids:     make(map[string]*roomSet),
+		rooms:    make(map[Room]*smallSet[string]),
+		sids:     make(map[string]*smallSet[Room]),
 		sessions: make(map[string]keptSession),
 	}
 	if r := nsp.srv.recovery; r != nil {
@@ -151,17 +151,17 @@ func (a *InMemoryAdapter) AddAll(id string, rooms []Room) {
 	defer a.mu.Unlock()
 	mine := a.sids[id]
 	if mine == nil {
-		mine = &roomSet{list: make([]Room, 0, len(rooms))}
+		mine = &smallSet[Room]{list: make([]Room, 0, len(rooms))}
 		a.sids[id] = mine
 	}
 	for _, r := range rooms {
 		mine.add(r)
 		members := a.rooms[r]
 		if members == nil {
-			members = make(map[string]struct{})
+			members = &smallSet[string]{}
 			a.rooms[r] = members
 		}
-		members[id] = struct{}{}
+		members.add(id)
 	}
 }
 
@@ -177,8 +177,8 @@ func (a *InMemoryAdapter) delLocked(id string, room Room) {
 		mine.remove(room)
 	}
 	if members := a.rooms[room]; members != nil {
-		delete(members, id)
-		if len(members) == 0 {
+		members.remove(id)
+		if members.len() == 0 {
 			delete(a.rooms, room)
 		}
 	}
@@ -189,7 +189,7 @@ func (a *InMemoryAdapter) DelAll(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if mine := a.sids[id]; mine != nil {
-		for _, r := range mine.rooms() {
+		for _, r := range mine.slice() {
 			a.delLocked(id, r)
 		}
 	}
@@ -204,7 +204,7 @@ func (a *InMemoryAdapter) SocketRooms(id string) []Room {
 	if !ok {
 		return nil
 	}
-	return mine.rooms()
+	return mine.slice()
 }
 
 // Sockets implements Adapter.
@@ -221,7 +221,7 @@ func (a *InMemoryAdapter) each(opts BroadcastOptions, f func(id string)) {
 	defer a.mu.RUnlock()
 	excluded := func(id string) bool {
 		for _, r := range opts.Except {
-			if _, in := a.rooms[r][id]; in {
+			if a.rooms[r].has(id) {
 				return true
 			}
 		}
@@ -236,7 +236,7 @@ func (a *InMemoryAdapter) each(opts BroadcastOptions, f func(id string)) {
 		return
 	}
 	if len(opts.Rooms) == 1 {
-		for id := range a.rooms[opts.Rooms[0]] {
+		for id := range a.rooms[opts.Rooms[0]].all() {
 			if !excluded(id) {
 				f(id)
 			}
@@ -245,7 +245,7 @@ func (a *InMemoryAdapter) each(opts BroadcastOptions, f func(id string)) {
 	}
 	seen := make(map[string]struct{})
 	for _, r := range opts.Rooms {
-		for id := range a.rooms[r] {
+		for id := range a.rooms[r].all() {
 			if _, dup := seen[id]; dup || excluded(id) {
 				continue
 			}

@@ -81,7 +81,7 @@ type Socket struct {
 	acks          map[uint64]func(Args, error)
 	inbox         []func()
 	dispatching   bool
-	inboxSpace    *sync.Cond
+	inboxSpace    *sync.Cond // made by the first post that waits for room
 }
 
 // dataBox lets Data hold any value, nil included, in an atomic.Value.
@@ -100,7 +100,6 @@ func newSocket(nsp *Namespace, c *connection, auth []byte, restored *PersistedSe
 		client: c,
 		auth:   auth,
 	}
-	s.inboxSpace = sync.NewCond(&s.mu)
 	s.connected.Store(true)
 	if nsp.srv.recovery != nil {
 		s.pid = newID()
@@ -400,6 +399,9 @@ func (s *Socket) onEvent(event string, args Args, ackID uint64, hasAck bool) {
 func (s *Socket) post(f func(), wait bool) {
 	s.mu.Lock()
 	for wait && len(s.inbox) >= maxInbox && s.connected.Load() {
+		if s.inboxSpace == nil {
+			s.inboxSpace = sync.NewCond(&s.mu)
+		}
 		s.inboxSpace.Wait()
 	}
 	s.inbox = append(s.inbox, f)
@@ -423,7 +425,9 @@ func (s *Socket) dispatch() {
 		f := s.inbox[0]
 		s.inbox[0] = nil
 		s.inbox = s.inbox[1:]
-		s.inboxSpace.Signal()
+		if s.inboxSpace != nil {
+			s.inboxSpace.Signal()
+		}
 		s.mu.Unlock()
 		f()
 	}
@@ -439,7 +443,9 @@ func (s *Socket) onClose(reason string) bool {
 	}
 	s.client.forget(s)
 	s.mu.Lock()
-	s.inboxSpace.Broadcast()
+	if s.inboxSpace != nil {
+		s.inboxSpace.Broadcast()
+	}
 	pending := s.acks
 	s.acks = nil
 	s.mu.Unlock()
