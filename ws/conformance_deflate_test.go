@@ -1079,6 +1079,17 @@ func TestDeflateFailsOnInflatedSizeOverReadLimit(t *testing.T) {
 			return fs
 		}},
 		{"zeros_1GiB_repeated_block", func(d *dharness) []wstest.Frame { return gibBombFrames(wstest.OpText) }},
+		{"compressed_size_over_limit_unfinished", func(d *dharness) []wstest.Frame {
+			// Incompressible: the compressed payload alone goes over the limit.
+			noise := make([]byte, limit+limit/4)
+			r := rand.New(rand.NewPCG(5, 8))
+			for i := range noise {
+				noise[i] = byte(r.Uint32())
+			}
+			fs := wstest.CompressedFrames(wstest.OpBinary, d.comp.Compress(noise), 16<<10)
+			fs[len(fs)-1].Fin = false
+			return fs
+		}},
 	}
 	forRoleCases(t, allRoles, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
 		d := startDeflate(t, r, deflateOpts{readLimit: limit, peerTimeout: largeTimeout})
@@ -1089,6 +1100,12 @@ func TestDeflateFailsOnInflatedSizeOverReadLimit(t *testing.T) {
 			d.echoCompressed(wstest.OpBinary, []byte("before"), 0)
 		}
 		fs := c.frames(d)
+		if r.evented() && c.name == "zeros_10MiB_unfinished_message" {
+			// The event mode holds a compressed message compressed (bounded by the read
+			// limit: see compressed_size_over_limit_unfinished) and inflates it once its
+			// last frame is in, so the peer ends the message here.
+			fs = append(fs, wstest.Frame{Fin: true, Opcode: wstest.OpContinuation})
+		}
 		wait := d.sendFramesAsync(fs...)
 		start := time.Now()
 		d.expectFailWithin(ws.StatusMessageTooBig, failFastTimeout)

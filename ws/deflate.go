@@ -312,19 +312,24 @@ func newDeflateState(p deflateParams, opts *CompressionOptions, isServer bool) *
 }
 
 // history keeps the last size bytes of a stream: the LZ77 window that context takeover
-// carries from one message to the next.
+// carries from one message to the next. It is what a connection with context takeover
+// holds while idle, so its buffer grows with the stream up to size bytes, never beyond.
 type history struct {
 	buf  []byte
 	size int
 }
 
 func (h *history) write(p []byte) {
-	if len(p) >= h.size {
-		h.buf = append(h.buf[:0], p[len(p)-h.size:]...)
-		return
+	if len(p) > h.size {
+		p = p[len(p)-h.size:]
 	}
 	if over := len(h.buf) + len(p) - h.size; over > 0 {
 		h.buf = h.buf[:copy(h.buf, h.buf[over:])]
+	}
+	if need := len(h.buf) + len(p); need > cap(h.buf) {
+		grown := make([]byte, len(h.buf), min(h.size, max(need, 2*cap(h.buf))))
+		copy(grown, h.buf)
+		h.buf = grown
 	}
 	h.buf = append(h.buf, p...)
 }

@@ -249,3 +249,26 @@ func TestContextTakeoverShrinksRepeats(t *testing.T) {
 		}
 	}
 }
+
+// The history keeps exactly the last size bytes of the stream, and its buffer never grows
+// past size (it is what an idle connection with context takeover holds).
+func TestHistoryKeepsTheLastWindowAndNoMore(t *testing.T) {
+	const size = 1 << 15
+	h := history{size: size}
+	var stream []byte
+	for i, n := range []int{0, 1, 100, 20000, 20000, 5, size - 1, size, size + 1, 3000, 600, 600, 1, 0, 2 * size, 12345} {
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte(i*31 + j)
+		}
+		h.write(p)
+		stream = append(stream, p...)
+		want := stream[max(0, len(stream)-size):]
+		if !bytes.Equal(h.buf, want) {
+			t.Fatalf("write %d (%d bytes): history holds %d bytes, not the last %d of the stream", i, n, len(h.buf), len(want))
+		}
+		if cap(h.buf) > size {
+			t.Fatalf("write %d (%d bytes): history buffer of %d bytes for a %d-byte window", i, n, cap(h.buf), size)
+		}
+	}
+}

@@ -167,7 +167,7 @@ func (p *poller) dispatch(e *evConn) {
 
 // serve registers c with epoll, or reports false when c cannot be event-driven.
 func (p *poller) serve(c *Conn, h EventHandler) bool {
-	if !c.cfg.isServer || c.cfg.deflate != nil || c.raw == nil {
+	if !c.cfg.isServer || c.raw == nil {
 		return false
 	}
 	fd := -1
@@ -527,6 +527,7 @@ func (e *evConn) consume() error {
 				c.msgType = MessageType(h.Opcode)
 				c.msgLen = 0
 				c.utf8.reset()
+				c.compressed = h.Rsv&Rsv1 != 0
 			}
 			if err := c.beginFrame(h); err != nil {
 				return err
@@ -551,17 +552,19 @@ func (e *evConn) consume() error {
 
 // payload takes the buffered bytes of the current frame's payload. A single-frame message
 // whose payload is entirely in the buffer is left there (delivered without a copy);
-// otherwise the bytes are appended to the message being assembled.
+// otherwise the bytes are appended to the message being assembled. A compressed message
+// is always assembled (compressed; it is inflated when complete) and its text is checked
+// once inflated.
 func (e *evConn) payload() error {
 	c := e.c
 	avail := min(int64(c.buffered()), c.frameLeft)
-	whole := e.msg == nil && c.frame.Fin && c.frame.Opcode != OpContinuation && avail == c.frame.Length
+	whole := e.msg == nil && c.frame.Fin && c.frame.Opcode != OpContinuation && avail == c.frame.Length && !c.compressed
 	p := c.unread()[:avail]
 	if c.frame.Masked {
 		c.maskPos = MaskBytes(c.frame.Mask, c.maskPos, p)
 	}
 	c.frameLeft -= avail
-	if c.msgType == MessageText && !c.utf8.feed(p) {
+	if c.msgType == MessageText && !c.compressed && !c.utf8.feed(p) {
 		return c.fail(StatusInvalidPayload, "invalid UTF-8 in text message")
 	}
 	if whole {
@@ -577,6 +580,9 @@ func (e *evConn) payload() error {
 // deliver ends the current message and calls OnMessage with it.
 func (e *evConn) deliver() error {
 	c := e.c
+	if c.compressed {
+		return e.deliverCompressed()
+	}
 	var data []byte
 	if e.msg != nil {
 		data = *e.msg
@@ -604,20 +610,25 @@ func appendPooled(p *[]byte, b []byte, total int64) *[]byte {
 		p = getBuffer(int(min(total, 1<<20)))
 	}
 	if len(*p)+len(b) > cap(*p) {
-		need := max(len(*p)+len(b), 2*cap(*p))
-		var np *[]byte
-		if need <= 1<<maxPoolShift {
-			np = getBuffer(need)
-		} else {
-			nb := make([]byte, 0, need)
-			np = &nb
-		}
-		*np = append(*np, *p...)
-		putBuffer(p)
-		p = np
+		p = growPooled(p, max(len(*p)+len(b), 2*cap(*p)))
 	}
 	*p = append(*p, b...)
 	return p
+}
+
+// growPooled moves the bytes of the pooled buffer p to one of capacity at least size
+// (pooled up to the largest class, allocated beyond) and gives p back to its pool.
+func growPooled(p *[]byte, size int) *[]byte {
+	var np *[]byte
+	if size <= 1<<maxPoolShift {
+		np = getBuffer(size)
+	} else {
+		nb := make([]byte, 0, size)
+		np = &nb
+	}
+	*np = append(*np, *p...)
+	putBuffer(p)
+	return np
 }
 
 // queueLocked adds a frame to the write queue (with Conn.wmu held) and writes the queue
@@ -693,17 +704,7 @@ func (e *evConn) reserveLocked(n int) {
 		e.wpos = 0
 	}
 	if len(*c.wb)+n > cap(*c.wb) {
-		need := max(len(*c.wb)+n, 2*cap(*c.wb))
-		var nb *[]byte
-		if need <= 1<<maxPoolShift {
-			nb = getBuffer(need)
-		} else {
-			b := make([]byte, 0, need)
-			nb = &b
-		}
-		*nb = append(*nb, *c.wb...)
-		putBuffer(c.wb)
-		c.wb = nb
+		c.wb = growPooled(c.wb, max(len(*c.wb)+n, 2*cap(*c.wb)))
 	}
 }
 

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -42,11 +43,13 @@ func (s *deflateSource) Read(p []byte) (int, error) {
 	return c.readPayload(p)
 }
 
-// inflater is a pooled decompressor with the buffered reader it reads through (the
-// decompressor's fast path; owning it lets a pooled inflater drop its source).
+// inflater is a pooled decompressor with the readers it reads through (the decompressor's
+// fast paths; owning them lets a pooled inflater drop its source): br for a message read
+// from the connection, mem for a whole message in memory (the event-driven mode).
 type inflater struct {
-	br *bufio.Reader
-	fr io.ReadCloser
+	br  *bufio.Reader
+	mem bytes.Reader
+	fr  io.ReadCloser
 }
 
 var inflaterPool = sync.Pool{New: func() any {

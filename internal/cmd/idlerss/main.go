@@ -4,9 +4,12 @@
 // (Upgrader.UpgradeConn, -raw). The clients run in a child process, so that only the
 // server is counted. Besides RSS it prints the live heap per connection, and with
 // -memprofile it writes a heap profile sampled at every allocation, to see what an idle
-// connection holds (go tool pprof -sample_index=inuse_space).
+// connection holds (go tool pprof -sample_index=inuse_space). With -deflate the connections
+// negotiate permessage-deflate (with or without context takeover) and exchange one
+// compressed message of -msg bytes each way before going idle.
 //
 //	go run ./internal/cmd/idlerss -mode evented -n 10000 [-raw] [-memprofile heap.prof]
+//	go run ./internal/cmd/idlerss -mode evented -n 10000 -deflate takeover -msg 1024
 package main
 
 import (
@@ -33,10 +36,13 @@ func main() {
 	n := flag.Int("n", 10000, "connections")
 	raw := flag.Bool("raw", false, "upgrade with UpgradeConn on a bare listener instead of net/http")
 	memprofile := flag.String("memprofile", "", "write a heap profile (every allocation sampled) with the connections open")
+	deflate := flag.String("deflate", "", "negotiate permessage-deflate: takeover (context takeover both ways) or nocontext")
+	msg := flag.Int("msg", 1024, "with -deflate: the size of the compressed message sent each way")
 	client := flag.String("client", "", "internal: dial this address n times and wait")
 	flag.Parse()
+	comp := compression(*deflate)
 	if *client != "" {
-		runClients(*client, *n)
+		runClients(*client, *n, comp, *msg)
 		return
 	}
 	if *memprofile != "" {
@@ -49,16 +55,22 @@ func main() {
 		loop, err = ws.NewEventLoop(nil)
 		check(err)
 	}
-	u := &ws.Upgrader{}
+	u := &ws.Upgrader{Compression: comp}
+	// Compressed messages are echoed, so that the server's sending side has compressed too.
+	echo := comp != nil
 	serve := func(c *ws.Conn) {
 		if loop != nil {
-			_ = loop.Serve(c, nopHandler{})
+			_ = loop.Serve(c, nopHandler{echo: echo})
 			return
 		}
 		go func() {
 			for {
-				if _, _, err := c.ReadMessage(context.Background()); err != nil {
+				typ, data, err := c.ReadMessage(context.Background())
+				if err != nil {
 					return
+				}
+				if echo {
+					_ = c.WriteMessage(context.Background(), typ, data)
 				}
 			}
 		}()
@@ -74,7 +86,7 @@ func main() {
 	}
 	settle()
 	before, heapBefore := rss(), heapInuse()
-	cmd := exec.Command(os.Args[0], "-client", ln.Addr().String(), "-n", strconv.Itoa(*n))
+	cmd := exec.Command(os.Args[0], "-client", ln.Addr().String(), "-n", strconv.Itoa(*n), "-deflate", *deflate, "-msg", strconv.Itoa(*msg))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	check(err)
@@ -87,8 +99,8 @@ func main() {
 	time.Sleep(time.Second)
 	settle()
 	after, heapAfter := rss(), heapInuse()
-	fmt.Printf("mode=%s raw=%v conns=%d rss_before=%d KiB rss_after=%d KiB per_conn=%.0f B heap_per_conn=%.0f B goroutines=%d\n",
-		*mode, *raw, *n, before>>10, after>>10, float64(after-before)/float64(*n),
+	fmt.Printf("mode=%s raw=%v deflate=%q conns=%d rss_before=%d KiB rss_after=%d KiB per_conn=%.0f B heap_per_conn=%.0f B goroutines=%d\n",
+		*mode, *raw, *deflate, *n, before>>10, after>>10, float64(after-before)/float64(*n),
 		float64(heapAfter-heapBefore)/float64(*n), runtime.NumGoroutine())
 	if *memprofile != "" {
 		f, err := os.Create(*memprofile)
@@ -118,23 +130,53 @@ func acceptRaw(ln net.Listener, u *ws.Upgrader, serve func(*ws.Conn)) {
 	}
 }
 
-type nopHandler struct{}
+// nopHandler does nothing, or echoes with echo set.
+type nopHandler struct{ echo bool }
 
-func (nopHandler) OnOpen(*ws.Conn)                            {}
-func (nopHandler) OnMessage(*ws.Conn, ws.MessageType, []byte) {}
-func (nopHandler) OnClose(*ws.Conn, error)                    {}
+func (nopHandler) OnOpen(*ws.Conn) {}
+func (h nopHandler) OnMessage(c *ws.Conn, typ ws.MessageType, data []byte) {
+	if h.echo {
+		_ = c.WriteMessage(context.Background(), typ, data)
+	}
+}
+func (nopHandler) OnClose(*ws.Conn, error) {}
 
-func runClients(addr string, n int) {
+// compression returns the CompressionOptions of a -deflate value (nil: none), compressing
+// every message.
+func compression(mode string) *ws.CompressionOptions {
+	switch mode {
+	case "":
+		return nil
+	case "takeover":
+		return &ws.CompressionOptions{Threshold: -1}
+	case "nocontext":
+		return &ws.CompressionOptions{Threshold: -1, ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	}
+	panic("-deflate: takeover or nocontext")
+}
+
+func runClients(addr string, n int, comp *ws.CompressionOptions, msgSize int) {
 	conns := make([]*ws.Conn, 0, n)
 	for i := 0; i < n; i++ {
-		c, _, err := ws.Dial(context.Background(), "ws://"+addr+"/", nil)
+		c, _, err := ws.Dial(context.Background(), "ws://"+addr+"/", &ws.DialOptions{Compression: comp})
 		check(err)
 		conns = append(conns, c)
 	}
 	// A message on each, so that every server connection has read once (buffers taken
-	// from the pools and given back), as a real idle connection has.
+	// from the pools and given back), as a real idle connection has. With compression, a
+	// message of msgSize bytes (text with repeats), and its echo is read.
+	msg := []byte("hello")
+	if comp != nil {
+		msg = []byte(strings.Repeat("idle connection, compressed; ", msgSize/29+1)[:msgSize])
+	}
 	for _, c := range conns {
-		check(c.WriteMessage(context.Background(), ws.MessageText, []byte("hello")))
+		check(c.WriteMessage(context.Background(), ws.MessageText, msg))
+	}
+	if comp != nil {
+		for _, c := range conns {
+			_, _, err := c.ReadMessage(context.Background())
+			check(err)
+		}
 	}
 	fmt.Println("ready")
 	select {}
