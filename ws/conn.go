@@ -44,7 +44,7 @@ type connConfig struct {
 	readLimit       int64
 	readBufferSize  int
 	writeBufferSize int
-	onClose         func(*Conn)   // called once when the TCP connection is closed
+	upgrader        *Upgrader     // the server side's, told when the TCP connection is closed (forget)
 	extensions      string        // the agreed Sec-WebSocket-Extensions value
 	deflate         *deflateState // permessage-deflate state, nil when not negotiated
 }
@@ -203,8 +203,8 @@ func (c *Conn) CloseNow() error {
 			c.ev.beforeClose()
 		}
 		err = c.nc.Close()
-		if c.cfg.onClose != nil {
-			c.cfg.onClose(c)
+		if c.cfg.upgrader != nil {
+			c.cfg.upgrader.forget(c)
 		}
 		if c.ev != nil {
 			c.ev.afterClose()
