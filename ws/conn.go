@@ -84,7 +84,6 @@ type Conn struct {
 	src        deflateSource
 	inflated   int64
 	readErr    error // sticky
-	reader     messageReader
 	// readBuffered is true while frames that were read from the socket wait in the read
 	// buffer; writes made then are coalesced and flushed before the next socket read.
 	readBuffered atomic.Bool
@@ -134,7 +133,6 @@ func newConn(nc net.Conn, buffered []byte, cfg connConfig) *Conn {
 		cfg.writeBufferSize = DefaultWriteBufferSize
 	}
 	c := &Conn{nc: nc, cfg: cfg}
-	c.reader.c = c
 	if !cfg.isServer {
 		var seed [32]byte
 		_, _ = crand.Read(seed[:]) // crypto/rand never fails on supported platforms
