@@ -44,7 +44,7 @@ type connConfig struct {
 	readLimit       int64
 	readBufferSize  int
 	writeBufferSize int
-	onClose         func(*Conn)   // called once when the TCP connection is closed
+	upgrader        *Upgrader     // the server side's, told when the TCP connection is closed (forget)
 	extensions      string        // the agreed Sec-WebSocket-Extensions value
 	deflate         *deflateState // permessage-deflate state, nil when not negotiated
 }
@@ -84,7 +84,6 @@ type Conn struct {
 	src        deflateSource
 	inflated   int64
 	readErr    error // sticky
-	reader     messageReader
 	// readBuffered is true while frames that were read from the socket wait in the read
 	// buffer; writes made then are coalesced and flushed before the next socket read.
 	readBuffered atomic.Bool
@@ -134,7 +133,6 @@ func newConn(nc net.Conn, buffered []byte, cfg connConfig) *Conn {
 		cfg.writeBufferSize = DefaultWriteBufferSize
 	}
 	c := &Conn{nc: nc, cfg: cfg}
-	c.reader.c = c
 	if !cfg.isServer {
 		var seed [32]byte
 		_, _ = crand.Read(seed[:]) // crypto/rand never fails on supported platforms
@@ -203,8 +201,8 @@ func (c *Conn) CloseNow() error {
 			c.ev.beforeClose()
 		}
 		err = c.nc.Close()
-		if c.cfg.onClose != nil {
-			c.cfg.onClose(c)
+		if c.cfg.upgrader != nil {
+			c.cfg.upgrader.forget(c)
 		}
 		if c.ev != nil {
 			c.ev.afterClose()

@@ -46,7 +46,7 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err = c.endRead(ctx, stop, err); err != nil {
 		return 0, nil, err
 	}
-	return c.msgType, &c.reader, nil
+	return c.msgType, (*messageReader)(c), nil
 }
 
 // endRead finishes a read call: it turns a deadline forced by ctx into ctx's error, makes any
@@ -119,11 +119,12 @@ func growWithin(dst []byte, n, maxCap int) []byte {
 	return grown
 }
 
-// messageReader reads the payload of the current message for NextReader.
-type messageReader struct{ c *Conn }
+// messageReader reads the payload of the current message for NextReader. It is the Conn
+// itself under another type, so that no Conn carries a reader field.
+type messageReader Conn
 
 func (r *messageReader) Read(p []byte) (int, error) {
-	c := r.c
+	c := (*Conn)(r)
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.readErr != nil {

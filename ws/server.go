@@ -310,7 +310,7 @@ func (u *Upgrader) finish(nc net.Conn, early []byte, hs handshake, extra http.He
 		readLimit:       u.ReadLimit,
 		readBufferSize:  u.ReadBufferSize,
 		writeBufferSize: u.WriteBufferSize,
-		onClose:         u.forget,
+		upgrader:        u,
 		extensions:      hs.extensions,
 		deflate:         newDeflate(hs.deflate, u.Compression, true),
 	})
