@@ -312,11 +312,11 @@ func (e *evConn) run() {
 			continue
 		}
 		if bits&evTimer != 0 {
-			e.timerFired()
-			if c.isClosed() || c.readErr != nil {
-				e.end()
-				continue
-			}
+			// A deadline came due, but the worker may be what was late (the workers busy,
+			// the process starved): what the socket holds arrived before this turn, so it
+			// is read before the deadlines are judged. A pong or the peer's close frame
+			// among it counts; the read deadline is checked first by handleRead anyway.
+			bits |= evRead
 		}
 		if bits&evRead != 0 {
 			e.handleRead()
@@ -326,8 +326,11 @@ func (e *evConn) run() {
 			_ = e.flushLocked()
 			c.wmu.Unlock()
 		}
-		if c.readErr != nil {
-			// Failed or closed by the peer: the connection has ended for the application,
+		if bits&evTimer != 0 && !c.isClosed() && c.readErr == nil {
+			e.timerFired()
+		}
+		if c.isClosed() || c.readErr != nil {
+			// Failed, timed out or closed: the connection has ended for the application,
 			// even while closeAfterDrain still lets the peer read our close frame.
 			e.end()
 		}

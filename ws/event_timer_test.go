@@ -368,3 +368,72 @@ func TestEventLoopKeepAliveFallback(t *testing.T) {
 		t.Fatalf("OnClose(%v), want ErrKeepAliveTimeout", err)
 	}
 }
+
+// TestEventLoopKeepAliveLateWorker: a pong that reached the socket in time counts even when
+// the worker that would read it comes late. With one worker, blocked by another
+// connection's handler from just after the pong was sent until past the pong timeout, the
+// connection's turn finds its read and its pong deadline both due: it must read the pong
+// before it judges the deadline, and keep the connection.
+func TestEventLoopKeepAliveLateWorker(t *testing.T) {
+	t.Parallel()
+	const interval, timeout = 100 * time.Millisecond, 300 * time.Millisecond
+	loop := newLoop(t, &ws.EventLoopOptions{Workers: 1, PingInterval: interval, PongTimeout: timeout})
+	blocking := make(chan struct{})
+	h := &blockingHandler{closed: make(chan error, 2), entered: blocking, block: timeout + 3*100*time.Millisecond}
+	srv := newEventServer(t, loop, h)
+	defer srv.Close()
+	answering, blocker := rawPeer(t, srv), rawPeer(t, srv)
+
+	f, err := answering.ReadFrameTimeout(2 * time.Second)
+	if err != nil || f.Opcode != wstest.OpPing {
+		t.Fatalf("%v %v, want a ping", f, err)
+	}
+	// Hold the only worker, then answer the ping while it is held.
+	if err := blocker.WriteText("block"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-blocking:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not run")
+	}
+	if err := answering.WritePong(f.Payload); err != nil {
+		t.Fatal(err)
+	}
+	// After the worker is free: pings go on, and the connection stays.
+	for range 3 {
+		f, err := answering.ReadFrameTimeout(5 * time.Second)
+		if err != nil || f.Opcode != wstest.OpPing {
+			t.Fatalf("after the late turn: %v %v, want the next ping", f, err)
+		}
+		if err := answering.WritePong(f.Payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-h.closed:
+		t.Fatalf("the answering peer's connection ended: %v", err)
+	default:
+	}
+}
+
+// blockingHandler blocks its worker in OnMessage for the block duration, after closing
+// entered; closed reports the end of the connections that sent no message.
+type blockingHandler struct {
+	closed  chan error
+	entered chan struct{}
+	block   time.Duration
+	blocker atomic.Pointer[ws.Conn]
+}
+
+func (h *blockingHandler) OnOpen(*ws.Conn) {}
+func (h *blockingHandler) OnMessage(c *ws.Conn, _ ws.MessageType, _ []byte) {
+	h.blocker.Store(c)
+	close(h.entered)
+	time.Sleep(h.block)
+}
+func (h *blockingHandler) OnClose(c *ws.Conn, err error) {
+	if h.blocker.Load() != c {
+		h.closed <- err
+	}
+}
