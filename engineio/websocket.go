@@ -267,6 +267,10 @@ func (s *Session) writeLoop(conn *ws.Conn) {
 		st := sessionState(s.state.Load())
 		if len(s.queue) == 0 || s.conn != conn || st == stateClosed {
 			s.writing = false
+			if s.srv.EventLoop != nil && len(s.queue) == 0 {
+				// Writes on an event loop leave at once: an idle session keeps no arrays.
+				s.queue, s.spare = nil, nil
+			}
 			s.mu.Unlock()
 			if st == stateClosing {
 				s.closeNow(ReasonForcedClose, nil) // keeps the reason given when closing began
