@@ -969,3 +969,45 @@ func TestTheHeartbeatOfAWebSocketSessionOnAnEventLoopIsTheLoops(t *testing.T) {
 		})
 	}
 }
+
+func TestVolatileMessagesToAClientThatStopsReadingAreDropped(t *testing.T) {
+	inEveryWebSocketMode(t, func(t *testing.T, loop *ws.EventLoop) {
+		if loop != nil { // a small write queue, so that it fills fast
+			var err error
+			if loop, err = ws.NewEventLoop(&ws.EventLoopOptions{MaxQueuedBytes: 64 << 10}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { loop.Close() })
+		}
+		ts := newTestServer(t, &Server{EventLoop: loop, MaxQueuedBytes: 64 << 10}, nil)
+		c := ts.dial("transport=websocket") // never read
+		defer c.CloseNow()
+		s := ts.nextSession()
+		msg := bytes.Repeat([]byte("v"), 4096)
+		dropped := 0
+		for i := range 20_000 { // ~80 MB offered: far more than the kernel's buffers hold
+			switch err := s.Send(msg, Text|Volatile); {
+			case errors.Is(err, ErrDropped):
+				dropped++
+			case err != nil:
+				t.Fatalf("volatile send %d: %v", i, err)
+			}
+			if i%256 == 0 {
+				time.Sleep(time.Millisecond) // let the writers run
+			}
+		}
+		if reason, err := s.Err(); reason != "" {
+			t.Fatalf("the session closed (%q, %v) on volatile messages", reason, err)
+		}
+		t.Logf("%d of 20000 volatile messages refused by Send", dropped)
+		// Ordinary messages are not dropped: the queue's bound closes the session.
+		for i := 0; i < 20_000 && s.Send(msg, Text) == nil; i++ {
+			if i%256 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if e := ts.nextClose(); e.reason != ReasonQueueFull {
+			t.Fatalf("closed with %q %v, want %q", e.reason, e.err, ReasonQueueFull)
+		}
+	})
+}

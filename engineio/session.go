@@ -56,7 +56,16 @@ const (
 	// NoCompress keeps the message out of WebSocket compression, and a polling response
 	// made only of such messages out of HTTP compression.
 	NoCompress
+	// Volatile lets the message be dropped when the client is not keeping up (Socket.IO's
+	// volatile events): Send fails with ErrDropped, and the session stays, when messages
+	// are still waiting to be written (see Writable); and on a Server's EventLoop, a message
+	// queued meanwhile is dropped when the WebSocket's write queue is full
+	// (ws.Conn.WriteMessageVolatile). A volatile message is never compressed.
+	Volatile
 )
+
+// ErrDropped is returned by Session.Send for a Volatile message that was dropped.
+var ErrDropped = errors.New("engineio: volatile message dropped")
 
 // Session is one client's Engine.IO session, on whichever transport it currently uses.
 //
@@ -120,10 +129,11 @@ const (
 	stateClosed
 )
 
-// outPacket is a queued packet and whether it may be compressed.
+// outPacket is a queued packet, whether it may be compressed, and whether it may be dropped.
 type outPacket struct {
 	Packet
 	compress bool
+	volatile bool
 }
 
 func newSession(srv *Server, id string, r *http.Request, transport string) *Session {
@@ -196,7 +206,8 @@ type Outgoing struct {
 // attachments, say). flags may hold NoCompress; Binary is taken from each Outgoing. It
 // fails as Send does; the queue bounds count every message of the batch.
 func (s *Session) SendBatch(batch []Outgoing, flags SendFlag) error {
-	compress := flags&NoCompress == 0
+	volatile := flags&Volatile != 0
+	compress := flags&NoCompress == 0 && !volatile
 	size := 0
 	for _, m := range batch {
 		size += len(m.Data)
@@ -206,6 +217,10 @@ func (s *Session) SendBatch(batch []Outgoing, flags SendFlag) error {
 	if sessionState(s.state.Load()) != stateOpen {
 		s.mu.Unlock()
 		return ErrSessionClosed
+	}
+	if volatile && (s.queuedBytes > 0 || len(s.queue) > 0) {
+		s.mu.Unlock()
+		return ErrDropped
 	}
 	if s.transport == TransportPolling {
 		for _, m := range batch {
@@ -222,7 +237,7 @@ func (s *Session) SendBatch(batch []Outgoing, flags SendFlag) error {
 		return ErrQueueFull
 	}
 	for _, m := range batch {
-		s.queue = append(s.queue, outPacket{Packet: Packet{Type: Message, Data: m.Data, Binary: m.Binary}, compress: compress})
+		s.queue = append(s.queue, outPacket{Packet: Packet{Type: Message, Data: m.Data, Binary: m.Binary}, compress: compress, volatile: volatile})
 	}
 	s.queuedBytes += size
 	s.kickLocked()

@@ -313,10 +313,17 @@ func writeFailure(err error) (CloseReason, error) {
 
 // writePacket writes one packet as one WebSocket message.
 func (s *Session) writePacket(conn *ws.Conn, p outPacket, scratch *[]byte) error {
-	ctx := context.Background() // a stuck write ends when the session closes the connection
-	if p.IsBinary() && !s.base64Binary {
-		return conn.WriteMessageCompressed(ctx, ws.MessageBinary, p.Data, p.compress)
+	typ, data := ws.MessageBinary, p.Data
+	if !p.IsBinary() || s.base64Binary {
+		*scratch = AppendPacketBase64((*scratch)[:0], p.Packet)
+		typ, data = ws.MessageText, *scratch
 	}
-	*scratch = AppendPacketBase64((*scratch)[:0], p.Packet)
-	return conn.WriteMessageCompressed(ctx, ws.MessageText, *scratch, p.compress)
+	ctx := context.Background() // a stuck write ends when the session closes the connection
+	if p.volatile {
+		if err := conn.WriteMessageVolatile(ctx, typ, data); !errors.Is(err, ws.ErrDropped) {
+			return err
+		}
+		return nil
+	}
+	return conn.WriteMessageCompressed(ctx, typ, data, p.compress)
 }

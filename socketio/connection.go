@@ -209,14 +209,14 @@ func (c *connection) disconnectAll() {
 }
 
 // write queues an encoded packet on the connection. A volatile packet that the connection
-// cannot take at once is dropped with errDropped.
+// cannot take at once is dropped with engineio.ErrDropped.
 func (c *connection) write(p *EncodedPacket, volatile, noCompress bool) error {
-	if volatile && !c.conn.Writable() {
-		return errDropped
-	}
 	var flags engineio.SendFlag
 	if noCompress {
 		flags = engineio.NoCompress
+	}
+	if volatile {
+		flags |= engineio.Volatile
 	}
 	if len(p.Attachments) == 0 {
 		return c.conn.Send(p.Text, flags)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/duplexio/duplex/engineio"
 )
 
 // ErrDisconnected is returned by the emit methods of a socket that is no longer connected,
@@ -237,13 +239,11 @@ func (s *Socket) Emit(event string, args ...any) error { return s.emit(event, ar
 // it at once.
 func (s *Socket) Volatile(event string, args ...any) (sent bool, err error) {
 	err = s.emit(event, args, true, false)
-	if errors.Is(err, errDropped) {
+	if errors.Is(err, engineio.ErrDropped) {
 		return false, nil
 	}
 	return err == nil, err
 }
-
-var errDropped = errors.New("socketio: volatile packet dropped")
 
 func (s *Socket) emit(event string, args []any, volatile, noCompress bool) error {
 	if err := checkEvent(event); err != nil {
