@@ -108,14 +108,13 @@ func (s *Session) answerProbe(ctx context.Context, conn *ws.Conn, p Packet) erro
 	if p.Type != Ping || string(p.Data) != "probe" {
 		return fmt.Errorf("engineio: upgrade: got %v packet %q, want the ping probe", p.Type, p.Data)
 	}
-	if err := conn.WriteMessage(ctx, ws.MessageText, []byte("3probe")); err != nil {
-		return err
-	}
+	// The upgrade counts as answered before the answer leaves: a session closed once the
+	// client has it must finish the upgrade (see closeGracefully).
 	s.mu.Lock()
 	s.noopPending = true
 	s.kickLocked()
 	s.mu.Unlock()
-	return nil
+	return conn.WriteMessage(ctx, ws.MessageText, []byte("3probe"))
 }
 
 // completeUpgrade checks the second packet of an upgrading WebSocket, the client's upgrade
