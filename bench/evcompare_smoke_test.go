@@ -43,4 +43,15 @@ func TestEvcompareEndToEnd(t *testing.T) {
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
 	}
+
+	// Socket.IO only: an empty -ws-impls and -conns skip the rest.
+	cmd = exec.CommandContext(ctx, filepath.Join(dir, "evcompare"), "-bin", dir, "-pin=false", "-out", "",
+		"-runs", "2", "-settle", "50ms", "-idle", "40", "-conns", "", "-ws-impls", "")
+	out, err = cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("evcompare Socket.IO only: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "WebSocket:") || !strings.Contains(string(out), "| RSS per idle Socket.IO client") {
+		t.Errorf("Socket.IO-only output:\n%s", out)
+	}
 }

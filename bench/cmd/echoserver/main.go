@@ -1,6 +1,6 @@
 // Command echoserver runs one WebSocket (or raw TCP) echo server:
 //
-//	echoserver -impl duplex|duplex-raw|gorilla|gws|tcp|duplex-deflate|gorilla-deflate|gws-deflate|gws-deflate-ctx -addr 127.0.0.1:PORT
+//	echoserver -impl duplex|duplex-raw|duplex-evented|duplex-raw-evented|gorilla|gws|tcp|duplex-deflate|gorilla-deflate|gws-deflate|gws-deflate-ctx -addr 127.0.0.1:PORT
 //
 // Port 0 picks a free port. Once listening it prints "listening ADDR" on
 // stdout. SIGINT/SIGTERM stop it (and flush -cpuprofile / -memprofile).

@@ -183,10 +183,10 @@ func run(ctx context.Context, o options) *results {
 			continue
 		}
 		for r := 0; r < o.runs; r++ {
-			for _, impl := range harness.Rotate(o.wsImpls, r) {
+			for _, impl := range rotate(o.wsImpls, r) {
 				rep.addIdle(ctx, o, r, "ws", impl, n)
 			}
-			for _, impl := range harness.Rotate(o.sioImpls, r) {
+			for _, impl := range rotate(o.sioImpls, r) {
 				rep.addIdle(ctx, o, r, "sio", impl, n)
 			}
 		}
@@ -198,6 +198,15 @@ func run(ctx context.Context, o options) *results {
 		}
 	}
 	return rep
+}
+
+// rotate is harness.Rotate, for a list that may be empty (-ws-impls "" skips
+// the WebSocket servers).
+func rotate(impls []string, run int) []string {
+	if len(impls) == 0 {
+		return nil
+	}
+	return harness.Rotate(impls, run)
 }
 
 // startServer starts a fresh server: for proto "ws" cmd/echoserver with impl,
