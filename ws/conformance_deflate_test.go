@@ -49,7 +49,7 @@ type deflateOpts struct {
 	// permessage-deflate offer with no parameters; "" sends no header.
 	respond     func(req *http.Request) string
 	readLimit   int64
-	app         appFunc
+	app         application
 	peerTimeout time.Duration
 	// level is the peer's compress/flate level (0: default).
 	level int
@@ -646,7 +646,7 @@ func TestDeflateNextWriterSendsFragmentedCompressedMessage(t *testing.T) {
 		{"binary_empty_no_writes", wstest.OpBinary, 1, 0, 1},
 	}
 	forRoleCases(t, allRoles, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
-		d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout, app: nextWriterEchoApp(c.chunk)})
+		d := startDeflate(t, r, deflateOpts{peerTimeout: largeTimeout, app: nextWriterEcho(c.chunk)})
 		src := &dataStream{text: c.op == wstest.OpText}
 		for i := range 2 {
 			payload := src.next(c.size)
@@ -672,22 +672,21 @@ func TestDeflateThresholdAndPerMessageOverride(t *testing.T) {
 	t.Parallel()
 	forRoles(t, allRoles, func(t *testing.T, r role) {
 		small, large := pattern(100), (&dataStream{text: true}).next(4000)
-		d := startDeflate(t, r, deflateOpts{comp: &ws.CompressionOptions{}, app: func(ctx context.Context, c *ws.Conn) error {
+		d := startDeflate(t, r, deflateOpts{comp: &ws.CompressionOptions{}, app: application{open: func(ctx context.Context, c *ws.Conn) {
 			for _, s := range []struct {
 				p        []byte
 				compress bool
 			}{{small, true}, {large, false}, {small, false}, {large, true}} {
 				if err := c.WriteMessageCompressed(ctx, ws.MessageText, s.p, s.compress); err != nil {
-					return err
+					t.Errorf("WriteMessageCompressed: %v", err)
 				}
 			}
 			for _, p := range [][]byte{small, large} {
 				if err := c.WriteMessage(ctx, ws.MessageBinary, p); err != nil {
-					return err
+					t.Errorf("WriteMessage: %v", err)
 				}
 			}
-			return echoApp(ctx, c)
-		}})
+		}}})
 		want := []struct {
 			op         byte
 			p          []byte
@@ -708,15 +707,14 @@ func TestDeflateThresholdAndPerMessageOverride(t *testing.T) {
 func TestDeflateControlFramesUncompressed(t *testing.T) {
 	t.Parallel()
 	forRoles(t, allRoles, func(t *testing.T, r role) {
-		d := startDeflate(t, r, deflateOpts{app: func(ctx context.Context, c *ws.Conn) error {
+		d := startDeflate(t, r, deflateOpts{app: application{open: func(ctx context.Context, c *ws.Conn) {
 			if err := c.WriteMessage(ctx, ws.MessageText, []byte("first, compressed")); err != nil {
-				return err
+				t.Errorf("write: %v", err)
 			}
 			if err := c.Ping(ctx, []byte("ws ping")); err != nil {
-				return err
+				t.Errorf("ping: %v", err)
 			}
-			return echoApp(ctx, c)
-		}})
+		}}})
 		d.expectEcho(wstest.OpText, []byte("first, compressed"))
 		f, err := d.peer.ReadFrame()
 		if err != nil {

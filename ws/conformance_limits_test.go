@@ -243,7 +243,7 @@ func TestNextWriterMessageReceivedAsValidFragments(t *testing.T) {
 		{"binary_300_bytes_in_1_byte_writes", wstest.OpBinary, 1, 300},
 	}
 	forRoleCases(t, allRoles, cases, func(c tc) string { return c.name }, func(t *testing.T, r role, c tc) {
-		h := start(t, r, options{app: nextWriterEchoApp(c.chunk)})
+		h := start(t, r, options{app: nextWriterEcho(c.chunk)})
 		payload := pattern(c.size)
 		if c.op == wstest.OpBinary {
 			payload = binaryPattern(c.size)

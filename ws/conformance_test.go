@@ -10,9 +10,9 @@ package ws_test
 // "server" (Upgrader.Upgrade), "server_raw" (Upgrader.UpgradeConn),
 // "client" (Dial), or one of the event-driven modes "server_evented"
 // (Upgrader.Upgrade, then EventLoop.Serve) and "server_raw_evented"
-// (UpgradeConn, then EventLoop.Serve). The event-driven roles run the echo
-// as an EventHandler; a test whose application is a custom blocking loop
-// (options.app) is skipped in them.
+// (UpgradeConn, then EventLoop.Serve). The application (options.app, an echo
+// by default) is written once as hooks that both modes run: a read loop in
+// the goroutine roles, an EventHandler in the event-driven ones.
 
 import (
 	"bytes"
@@ -72,72 +72,87 @@ func (r role) base() role {
 	return r
 }
 
-// echoHandler is the echo application of the event-driven roles.
-type echoHandler struct {
+// application is what the duplex side runs on its connection, in a form both
+// modes run: open once connected (nil: nothing), then message for each data
+// message (nil: echo it, as the Autobahn echo servers do). The goroutine roles
+// run it as a read loop (runApp), the event-driven roles as an EventHandler
+// (appHandler), with the same ctx. It never stops reading on a write error:
+// the test sees writes on the wire, and the application's terminal error is
+// the connection's (a *ws.CloseError, ws.ErrClosed, ...).
+type application struct {
+	open    func(ctx context.Context, c *ws.Conn)
+	message func(ctx context.Context, c *ws.Conn, typ ws.MessageType, data []byte)
+}
+
+func (a application) onMessage(ctx context.Context, c *ws.Conn, typ ws.MessageType, data []byte) {
+	if a.message == nil {
+		_ = c.WriteMessage(ctx, typ, data)
+		return
+	}
+	a.message(ctx, c, typ, data)
+}
+
+// runApp runs a on c with the blocking API and returns the read's terminal
+// error.
+func runApp(ctx context.Context, c *ws.Conn, a application) error {
+	if a.open != nil {
+		a.open(ctx, c)
+	}
+	for {
+		typ, data, err := c.ReadMessage(ctx)
+		if err != nil {
+			return err
+		}
+		a.onMessage(ctx, c, typ, data)
+	}
+}
+
+// appHandler runs an application in the event-driven roles.
+type appHandler struct {
 	h       *harness
+	a       application
+	ctx     context.Context
 	started *sync.Once
 }
 
-func (e echoHandler) OnOpen(c *ws.Conn) {
+func (e appHandler) OnOpen(c *ws.Conn) {
 	e.started.Do(func() {
 		e.h.connMu.Lock()
 		e.h.conn = c
 		e.h.connMu.Unlock()
 		e.h.implExt <- c.Compression()
 	})
+	if e.a.open != nil {
+		e.a.open(e.ctx, c)
+	}
 }
 
-func (e echoHandler) OnMessage(c *ws.Conn, typ ws.MessageType, data []byte) {
-	_ = c.WriteMessage(context.Background(), typ, data)
+func (e appHandler) OnMessage(c *ws.Conn, typ ws.MessageType, data []byte) {
+	e.a.onMessage(e.ctx, c, typ, data)
 }
 
-func (e echoHandler) OnClose(c *ws.Conn, err error) {
+func (e appHandler) OnClose(c *ws.Conn, err error) {
 	e.h.appErr = err
 	close(e.h.appDone)
 }
 
-// appFunc is what the duplex side runs on its connection; its error is the
-// connection's terminal error as the application saw it.
-type appFunc func(ctx context.Context, c *ws.Conn) error
-
-// echoApp echoes every data message, as the Autobahn echo servers do. It
-// keeps reading after a write error so that the read's terminal error (a
-// *ws.CloseError) is what it returns.
-func echoApp(ctx context.Context, c *ws.Conn) error {
-	for {
-		typ, data, err := c.ReadMessage(ctx)
+// nextWriterEcho echoes every data message through Conn.NextWriter, writing
+// it in pieces of chunk bytes.
+func nextWriterEcho(chunk int) application {
+	return application{message: func(ctx context.Context, c *ws.Conn, typ ws.MessageType, data []byte) {
+		w, err := c.NextWriter(ctx, typ)
 		if err != nil {
-			return err
+			return
 		}
-		_ = c.WriteMessage(ctx, typ, data)
-	}
-}
-
-// nextWriterEchoApp echoes every data message through Conn.NextWriter,
-// writing it in pieces of chunk bytes.
-func nextWriterEchoApp(chunk int) appFunc {
-	return func(ctx context.Context, conn *ws.Conn) error {
-		for {
-			typ, data, err := conn.ReadMessage(ctx)
-			if err != nil {
-				return err
+		defer w.Close()
+		for len(data) > 0 {
+			n := min(chunk, len(data))
+			if _, err := w.Write(data[:n]); err != nil {
+				return
 			}
-			w, err := conn.NextWriter(ctx, typ)
-			if err != nil {
-				return err
-			}
-			for len(data) > 0 {
-				n := min(chunk, len(data))
-				if _, err := w.Write(data[:n]); err != nil {
-					return err
-				}
-				data = data[n:]
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
+			data = data[n:]
 		}
-	}
+	}}
 }
 
 // checkFragments checks that frames form one valid message of opcode op:
@@ -157,7 +172,7 @@ func checkFragments(t *testing.T, op byte, frames []wstest.Frame) {
 
 type options struct {
 	readLimit int64
-	app       appFunc
+	app       application // the zero value echoes
 	// extra is written by the peer in the same TCP write as its handshake
 	// message (request or 101 response).
 	extra []byte
@@ -198,7 +213,7 @@ type harness struct {
 }
 
 // start opens a connection between a raw peer and a duplex endpoint of the
-// given role running o.app (echo by default). Everything is released by
+// given role running o.app. Everything is released by
 // t.Cleanup, which also checks that the application goroutine ended.
 func start(t *testing.T, r role, o options) *harness {
 	t.Helper()
@@ -213,10 +228,6 @@ func start(t *testing.T, r role, o options) *harness {
 // h.peer) instead of failing the test.
 func open(t *testing.T, r role, o options) (*harness, error) {
 	t.Helper()
-	customApp := o.app != nil
-	if o.app == nil {
-		o.app = echoApp
-	}
 	if o.appTimeout == 0 {
 		o.appTimeout = time.Minute
 	}
@@ -226,9 +237,6 @@ func open(t *testing.T, r role, o options) (*harness, error) {
 	var appStarted sync.Once
 	var loop *ws.EventLoop
 	if r.evented() {
-		if customApp {
-			t.Skip("the application is a blocking read loop; the event-driven roles run the echo only")
-		}
 		var err error
 		loop, err = ws.NewEventLoop(&ws.EventLoopOptions{Workers: 2})
 		if err != nil {
@@ -239,7 +247,7 @@ func open(t *testing.T, r role, o options) (*harness, error) {
 	}
 	run := func(c *ws.Conn, err error) {
 		if loop != nil && err == nil {
-			if err := loop.Serve(c, echoHandler{h: h, started: &appStarted}); err != nil {
+			if err := loop.Serve(c, appHandler{h: h, a: o.app, ctx: ctx, started: &appStarted}); err != nil {
 				t.Errorf("Serve: %v", err)
 			}
 			return
@@ -254,7 +262,7 @@ func open(t *testing.T, r role, o options) (*harness, error) {
 			h.conn = c
 			h.connMu.Unlock()
 			h.implExt <- c.Compression()
-			h.appErr = o.app(ctx, c)
+			h.appErr = runApp(ctx, c, o.app)
 		})
 	}
 	u := &ws.Upgrader{
@@ -1118,29 +1126,32 @@ func failsOnMaskingViolation(t *testing.T, roles []role, cases []maskCase) {
 func TestClientMasksEveryFrameWithFreshKey(t *testing.T) {
 	t.Parallel()
 	const n = 32
-	h := start(t, roleClient, options{app: func(ctx context.Context, c *ws.Conn) error {
+	h := start(t, roleClient, options{app: application{open: func(ctx context.Context, c *ws.Conn) {
 		for i := range n {
 			if err := c.WriteMessage(ctx, ws.MessageText, fmt.Appendf(nil, "message %d", i)); err != nil {
-				return err
+				t.Errorf("write: %v", err)
+				return
 			}
 		}
 		w, err := c.NextWriter(ctx, ws.MessageBinary)
 		if err != nil {
-			return err
+			t.Errorf("NextWriter: %v", err)
+			return
 		}
 		for range 4 {
 			if _, err := w.Write(binaryPattern(100)); err != nil {
-				return err
+				t.Errorf("write: %v", err)
+				break
 			}
 		}
 		if err := w.Close(); err != nil {
-			return err
+			t.Errorf("close the writer: %v", err)
+			return
 		}
 		if err := c.Ping(ctx, []byte("client ping")); err != nil {
-			return err
+			t.Errorf("ping: %v", err)
 		}
-		return echoApp(ctx, c)
-	}})
+	}}})
 	keys := map[[4]byte]int{}
 	frames := 0
 	for frames < n+5 {

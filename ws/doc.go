@@ -68,9 +68,10 @@
 // and a bounded pool of workers reads, decodes and calls an EventHandler (OnOpen, then
 // OnMessage in order, then OnClose; never two calls at once for one connection). Hand it a
 // connection from Upgrade or UpgradeConn with EventLoop.Serve; writes are the usual Conn
-// methods, queued and coalesced, with a bounded queue per connection. Not yet on the loop
-// (they keep a goroutine each, with the same API): compressed connections, TLS, client
-// connections and other platforms. Timers are the loop's too, on one timer wheel:
+// methods, queued and coalesced, with a bounded queue per connection; compressed
+// (permessage-deflate) connections too: a compressed message is inflated once its last
+// frame is in. Not yet on the loop (they keep a goroutine each, with the same API): TLS,
+// client connections and other platforms. Timers are the loop's too, on one timer wheel:
 // SetReadDeadline on a served connection, keepalive (EventLoopOptions.PingInterval), the
 // close handshake's timeout, and Conn.SetTimer, a one-shot timer per connection whose
 // OnTimer (TimerHandler) runs like the other events; Upgrader.Shutdown waits for served

@@ -106,7 +106,7 @@ var (
 // connection: on Linux, connections are registered with epoll once their handshake is done,
 // and when bytes arrive a bounded pool of workers reads them, decodes the frames and calls
 // the connection's EventHandler. Elsewhere (and for connections it cannot poll: TLS, the
-// client side, permessage-deflate for now) Serve falls back to one goroutine per connection
+// client side) Serve falls back to one goroutine per connection
 // reading with the blocking API, with the same EventHandler guarantees.
 //
 // Writes on a served Conn (WriteMessage, WriteMessageVolatile, NextWriter, Ping, Close)
