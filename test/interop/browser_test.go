@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/ws"
 )
 
@@ -137,11 +138,11 @@ func (b *browserProc) run(t *testing.T, timeout time.Duration, page, scenario st
 func TestDuplexServerEchoesChromium(t *testing.T) {
 	b := getBrowser(t)
 	for _, mode := range serverModes {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			up := &ws.Upgrader{}
 			page := ""
-			if mode == modeConn {
+			if mode.accept == modeConn {
 				page = startPageServer(t)
 				up.AllowedOrigins = []string{strings.TrimSuffix(page, "/")}
 			}
@@ -150,7 +151,7 @@ func TestDuplexServerEchoesChromium(t *testing.T) {
 				page = srv.pageURL
 			}
 			maxSize := 16 << 20
-			if mode == modeConn {
+			if mode.accept == modeConn {
 				maxSize = 65536
 			}
 			steps := echoSteps(maxSize)
@@ -164,10 +165,15 @@ func TestDuplexServerEchoesChromium(t *testing.T) {
 	}
 }
 
-// Close codes travel both ways between Chromium and the duplex server.
+// Close codes travel both ways between Chromium and the duplex server, in both serving
+// modes.
 func TestDuplexServerCloseCodesWithChromium(t *testing.T) {
 	b := getBrowser(t)
-	srv := startDuplexServer(t, modeHTTP, &ws.Upgrader{})
+	eiotest.InEveryMode(t, func(t *testing.T, mode eiotest.Mode) { testCloseCodesWithChromium(t, b, mode) })
+}
+
+func testCloseCodesWithChromium(t *testing.T, b *browserProc, mode eiotest.Mode) {
+	srv := startDuplexServer(t, httpMode(mode), &ws.Upgrader{})
 	cases := []struct {
 		name     string
 		scenario string
@@ -215,10 +221,11 @@ func TestDuplexServerCloseCodesWithChromium(t *testing.T) {
 }
 
 // The default Upgrader accepts a page from its own origin and refuses a page
-// from another origin (403): the browser sees onerror and onclose 1006.
+// from another origin (403): the browser sees onerror and onclose 1006. The check is
+// the handshake's, before a serving mode takes the connection: one mode is enough.
 func TestDuplexServerChecksChromiumOrigin(t *testing.T) {
 	b := getBrowser(t)
-	srv := startDuplexServer(t, modeHTTP, &ws.Upgrader{})
+	srv := startDuplexServer(t, httpMode(eiotest.Goroutines), &ws.Upgrader{})
 	other := startPageServer(t)
 
 	cases := []struct {
@@ -278,7 +285,8 @@ func handshakeStatus(t *testing.T, httpURL, origin string) int {
 	return resp.StatusCode
 }
 
-// Pings from the duplex server are answered by every peer with the same payload.
+// Pings from the duplex server are answered by every peer with the same payload, in both
+// serving modes.
 func TestDuplexServerPingAnsweredByPeers(t *testing.T) {
 	requireNode(t)
 	const payload = "are you there?"
@@ -298,31 +306,35 @@ func TestDuplexServerPingAnsweredByPeers(t *testing.T) {
 		}},
 	}
 	for _, peer := range peers {
-		t.Run(peer.name, func(t *testing.T) {
-			t.Parallel()
-			srv := startDuplexServer(t, modeHTTP, &ws.Upgrader{})
-			peer.run(t, srv, srv.url("ping", "ping", payload))
-			var pongs []string
-			for i := 0; i < 10; i++ {
-				ev := srv.next(t, "ping", 10*time.Second)
-				if ev.Op == "pong" {
-					pongs = append(pongs, ev.Data)
+		for _, mode := range eiotest.Modes {
+			t.Run(peer.name+"/"+string(mode), func(t *testing.T) {
+				t.Parallel()
+				srv := startDuplexServer(t, httpMode(mode), &ws.Upgrader{})
+				peer.run(t, srv, srv.url("ping", "ping", payload))
+				var pongs []string
+				for i := 0; i < 10; i++ {
+					ev := srv.next(t, "ping", 10*time.Second)
+					if ev.Op == "pong" {
+						pongs = append(pongs, ev.Data)
+					}
+					if ev.Op == "closed" || ev.Op == "pingError" || ev.Op == "writeError" {
+						break
+					}
 				}
-				if ev.Op == "closed" || ev.Op == "pingError" || ev.Op == "writeError" {
-					break
+				if len(pongs) != 1 || pongs[0] != payload {
+					t.Errorf("pongs %q, want exactly one %q", pongs, payload)
 				}
-			}
-			if len(pongs) != 1 || pongs[0] != payload {
-				t.Errorf("pongs %q, want exactly one %q", pongs, payload)
-			}
-		})
+			})
+		}
 	}
 }
 
-// The duplex server selects its preferred subprotocol among those Chromium offers.
+// The duplex server selects its preferred subprotocol among those Chromium offers. The
+// choice is the handshake's, before a serving mode takes the connection: one mode is
+// enough.
 func TestDuplexServerNegotiatesSubprotocolWithChromium(t *testing.T) {
 	b := getBrowser(t)
-	srv := startDuplexServer(t, modeHTTP, &ws.Upgrader{Subprotocols: []string{"v2.duplex", "v1.duplex"}})
+	srv := startDuplexServer(t, httpMode(eiotest.Goroutines), &ws.Upgrader{Subprotocols: []string{"v2.duplex", "v1.duplex"}})
 	cases := []struct {
 		name    string
 		offered []string

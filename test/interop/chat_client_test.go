@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/socketio"
 )
 
@@ -20,10 +21,14 @@ const clientPage = `<!doctype html><meta charset="utf-8"><title>duplex-client.js
 
 // DuplexSocket, the chat page's own Socket.IO client (cmd/duplex/web/duplex-client.js), in
 // Chromium against socketio.Server: CONNECT with auth, acks both ways, an ack timeout, and a
-// disconnection by the server, after which it does not reconnect.
+// disconnection by the server, after which it does not reconnect. In both serving modes.
 func TestChatClientInChromium(t *testing.T) {
 	b := getBrowser(t)
-	srv := socketio.NewServer(nil)
+	eiotest.InEveryMode(t, func(t *testing.T, mode eiotest.Mode) { testChatClientInChromium(t, b, mode) })
+}
+
+func testChatClientInChromium(t *testing.T, b *browserProc, mode eiotest.Mode) {
+	srv := socketio.NewServer(&socketio.Options{EventLoop: mode.Loop(t)})
 	var (
 		mu      sync.Mutex
 		answers [][]any

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/duplexio/duplex/internal/eiotest"
 )
 
 // chatShown is what a tab of the chat page shows (shown() in chat-browser.js).
@@ -45,15 +47,24 @@ type chatStep struct {
 // The chat page that "duplex serve" serves at / works in Chromium with nothing but the
 // server: two tabs pick nicknames, join #lobby, see each other online, see the other typing,
 // exchange a message and see a leave; then the server restarts on the same port, and later
-// freezes: each time the page shows the loss and reconnects by itself, back in its room.
+// freezes: each time the page shows the loss and reconnects by itself, back in its room. In
+// both serving modes (--event-loop).
 func TestChatPageInChromium(t *testing.T) {
 	requireChromium(t)
 	start := time.Now()
-	p := startNode(t, 60*time.Second, "chat-browser.js") // Chromium starts while duplex builds
 	bin := buildDuplex(t)
 	t.Logf("%6.2fs duplex built", time.Since(start).Seconds())
+	eiotest.InEveryMode(t, func(t *testing.T, mode eiotest.Mode) { testChatPageInChromium(t, bin, mode) })
+}
+
+func testChatPageInChromium(t *testing.T, bin string, mode eiotest.Mode) {
+	start := time.Now()
+	p := startNode(t, 60*time.Second, "chat-browser.js")
 	// Pings every second (the page answers them all along), a silent server noticed in 2 s.
 	flags := []string{"--ping-interval", "1s", "--ping-timeout", "1s"}
+	if mode == eiotest.Evented {
+		flags = append(flags, "--event-loop")
+	}
 	srv := startServeBinary(t, bin, "127.0.0.1:0", flags...)
 	writeLine(t, p, srv.url+"/")
 	next := func(op string) chatStep {

@@ -11,20 +11,14 @@ import (
 
 // TestSocketIORoomOf200Clients: 200 socket.io-client connections join one room; broadcasts
 // to the room reach every one of them once, in order, and a relay from one member reaches
-// all the others but not the sender. On each transport mode.
+// all the others but not the sender. On each transport mode (sioModes: those with a
+// WebSocket in both serving modes).
 func TestSocketIORoomOf200Clients(t *testing.T) {
 	requireSIOClient(t)
 	const n, news = 200, 10
-	for _, mode := range []struct {
-		name string
-		opts map[string]any
-	}{
-		{"polling", map[string]any{"transports": []string{"polling"}}},
-		{"websocket", map[string]any{"transports": []string{"websocket"}}},
-		{"upgrade", map[string]any{}},
-	} {
+	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
-			srv := socketio.NewServer(nil)
+			srv := socketio.NewServer(&socketio.Options{EventLoop: mode.serve.Loop(t)})
 			sockets := make(chan *socketio.Socket, n)
 			srv.OnConnection(func(s *socketio.Socket) {
 				s.On("join", func(args socketio.Args, ack socketio.AckFunc) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/ws"
 )
 
@@ -350,6 +351,16 @@ func checkEchoes(t *testing.T, steps []step, events []event) {
 	}
 }
 
+// evented1MiB caps a size matrix at 1 MiB in the evented mode: the 16 MiB matrices take
+// 15–25 s under -race, so they run once, in the goroutine mode; the evented mode runs
+// every case with the 1 MiB matrix.
+func evented1MiB(mode eiotest.Mode, maxSize int) int {
+	if mode == eiotest.Evented {
+		return min(maxSize, 1<<20)
+	}
+	return maxSize
+}
+
 // --- Chromium -> duplex server ---------------------------------------------
 
 // Chromium offers "permessage-deflate; client_max_window_bits"; the duplex
@@ -360,72 +371,82 @@ func TestDeflateChromiumToDuplexServer(t *testing.T) {
 	b := getBrowser(t)
 	t.Parallel()
 	cases := []struct {
-		name  string
-		opts  *ws.CompressionOptions
-		want  *deflateParams // nil: no extension
-		steps []step
+		name    string
+		opts    *ws.CompressionOptions
+		want    *deflateParams // nil: no extension
+		maxSize int            // of the size matrix
 	}{
-		{"defaults", &ws.CompressionOptions{}, &deflateParams{serverBits: 15, clientBits: 15}, deflateMatrix(16 << 20)},
+		{"defaults", &ws.CompressionOptions{}, &deflateParams{serverBits: 15, clientBits: 15}, 16 << 20},
 		{"no context takeover", &ws.CompressionOptions{Threshold: -1, ServerNoContextTakeover: true, ClientNoContextTakeover: true},
-			&deflateParams{serverNoCtx: true, clientNoCtx: true, serverBits: 15, clientBits: 15}, deflateMatrix(1 << 20)},
+			&deflateParams{serverNoCtx: true, clientNoCtx: true, serverBits: 15, clientBits: 15}, 1 << 20},
 		{"client window 10 bits", &ws.CompressionOptions{Threshold: -1, ClientMaxWindowBits: 10},
-			&deflateParams{serverBits: 15, clientBits: 10}, deflateMatrix(1 << 20)},
+			&deflateParams{serverBits: 15, clientBits: 10}, 1 << 20},
 		{"server window 10 bits", &ws.CompressionOptions{Threshold: -1, ServerMaxWindowBits: 10},
-			&deflateParams{serverBits: 10, clientBits: 15}, deflateMatrix(1 << 20)},
-		{"compression nil", nil, nil, deflateMatrix(1 << 20)},
+			&deflateParams{serverBits: 10, clientBits: 15}, 1 << 20},
+		{"compression nil", nil, nil, 1 << 20},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			page := startPageServer(t)
-			up := &ws.Upgrader{Compression: tc.opts, AllowedOrigins: []string{strings.TrimSuffix(page, "/")}}
-			srv := startDuplexServerHooks(t, modeHTTP, up, deflateHooks)
-			tap := startWireTap(t, hostOf(t, srv.wsURL))
-			p := deflateParams{serverBits: 15, clientBits: 15}
-			if tc.want != nil {
-				p = *tc.want
-			}
-			steps := append(slices.Clone(tc.steps), probeSteps(p)...)
-			var results []event
-			b.run(t, 120*time.Second, page, "echo", map[string]any{"url": tapURL(t, srv.url("c"), tap), "steps": steps}, &results)
-			open := srv.expect(t, "c", "open")
-			conn := tap.conn(t, 0)
-			if len(results) == 0 || results[0].Op != "open" {
-				t.Fatalf("page results %+v: no open", results)
-			}
-			checkEchoes(t, steps, results)
-			srv.checkMessages(t, "c", steps)
-			checkCloseError(t, srv.expect(t, "c", "closed").Err, ws.CloseError{Code: 1000, Remote: true})
-			conn.checkFraming(t)
-			if tc.want == nil {
-				if open.Extensions != "" || results[0].Extensions != "" || conn.responseExtensions() != "" {
-					t.Errorf("extension negotiated without Compression: Conn.Compression() %q, page %q, wire %q",
-						open.Extensions, results[0].Extensions, conn.responseExtensions())
-				}
-				never := func(int, step) bool { return false }
-				checkWire(t, conn, fromClient, 15, steps, never, false)
-				checkWire(t, conn, fromServer, 15, steps, never, false)
-				return
-			}
-			if open.Extensions == "" {
-				t.Fatalf("Conn.Compression() is empty")
-			}
-			checkNegotiated(t, *tc.want, 0, map[string]string{"Conn.Compression()": open.Extensions, "wire": conn.responseExtensions()})
-			// Chromium rebuilds WebSocket.extensions from the parsed header.
-			if got, err := parseDeflate(results[0].Extensions, 0); err != nil || got != *tc.want {
-				t.Errorf("page's WebSocket.extensions %q = %+v (%v), want %+v", results[0].Extensions, got, err, *tc.want)
-			}
-			threshold := tc.opts.Threshold
-			if threshold == 0 {
-				threshold = 512
-			}
-			cm := checkWire(t, conn, fromClient, p.clientBits, steps, func(int, step) bool { return true }, false)
-			sm := checkWire(t, conn, fromServer, p.serverBits, steps, func(_ int, st step) bool { return threshold < 0 || st.Size >= threshold }, false)
-			probe := len(tc.steps)
-			checkProbes(t, cm, probe, fromClient, p.clientNoCtx, p.clientBits, false)
-			checkProbes(t, sm, probe, fromServer, p.serverNoCtx, p.serverBits, true)
+			eiotest.InEveryMode(t, func(t *testing.T, mode eiotest.Mode) {
+				t.Parallel()
+				testDeflateChromiumToDuplexServer(t, b, httpMode(mode), tc.opts, tc.want, evented1MiB(mode, tc.maxSize))
+			})
 		})
 	}
+}
+
+// testDeflateChromiumToDuplexServer runs one case: the page's echo of the size matrix up
+// to maxSize and the probes, through the wire tap, against the duplex server in mode with
+// opts; want is the negotiation expected (nil: none).
+func testDeflateChromiumToDuplexServer(t *testing.T, b *browserProc, mode serverMode, opts *ws.CompressionOptions, want *deflateParams, maxSize int) {
+	page := startPageServer(t)
+	up := &ws.Upgrader{Compression: opts, AllowedOrigins: []string{strings.TrimSuffix(page, "/")}}
+	srv := startDuplexServerHooks(t, mode, up, deflateHooks)
+	tap := startWireTap(t, hostOf(t, srv.wsURL))
+	p := deflateParams{serverBits: 15, clientBits: 15}
+	if want != nil {
+		p = *want
+	}
+	steps := append(deflateMatrix(maxSize), probeSteps(p)...)
+	var results []event
+	b.run(t, 120*time.Second, page, "echo", map[string]any{"url": tapURL(t, srv.url("c"), tap), "steps": steps}, &results)
+	open := srv.expect(t, "c", "open")
+	conn := tap.conn(t, 0)
+	if len(results) == 0 || results[0].Op != "open" {
+		t.Fatalf("page results %+v: no open", results)
+	}
+	checkEchoes(t, steps, results)
+	srv.checkMessages(t, "c", steps)
+	checkCloseError(t, srv.expect(t, "c", "closed").Err, ws.CloseError{Code: 1000, Remote: true})
+	conn.checkFraming(t)
+	if want == nil {
+		if open.Extensions != "" || results[0].Extensions != "" || conn.responseExtensions() != "" {
+			t.Errorf("extension negotiated without Compression: Conn.Compression() %q, page %q, wire %q",
+				open.Extensions, results[0].Extensions, conn.responseExtensions())
+		}
+		never := func(int, step) bool { return false }
+		checkWire(t, conn, fromClient, 15, steps, never, false)
+		checkWire(t, conn, fromServer, 15, steps, never, false)
+		return
+	}
+	if open.Extensions == "" {
+		t.Fatalf("Conn.Compression() is empty")
+	}
+	checkNegotiated(t, *want, 0, map[string]string{"Conn.Compression()": open.Extensions, "wire": conn.responseExtensions()})
+	// Chromium rebuilds WebSocket.extensions from the parsed header.
+	if got, err := parseDeflate(results[0].Extensions, 0); err != nil || got != *want {
+		t.Errorf("page's WebSocket.extensions %q = %+v (%v), want %+v", results[0].Extensions, got, err, *want)
+	}
+	threshold := opts.Threshold
+	if threshold == 0 {
+		threshold = 512
+	}
+	cm := checkWire(t, conn, fromClient, p.clientBits, steps, func(int, step) bool { return true }, false)
+	sm := checkWire(t, conn, fromServer, p.serverBits, steps, func(_ int, st step) bool { return threshold < 0 || st.Size >= threshold }, false)
+	probe := len(steps) - len(probeSteps(p))
+	checkProbes(t, cm, probe, fromClient, p.clientNoCtx, p.clientBits, false)
+	checkProbes(t, sm, probe, fromServer, p.serverNoCtx, p.serverBits, true)
 }
 
 // --- Node ws client -> duplex server ----------------------------------------
@@ -469,66 +490,74 @@ func TestDeflateNodeWSClientToDuplexServer(t *testing.T) {
 		duplex  ws.CompressionOptions
 		offered int // client_max_window_bits value the client offers
 		want    deflateParams
-		mode    string
+		accept  string // modeHTTP or modeConn
 		long    bool
 	}{
 		{name: "takeover", duplex: ws.CompressionOptions{Threshold: -1},
-			want: deflateParams{serverBits: 15, clientBits: 15}, mode: modeHTTP, long: true},
+			want: deflateParams{serverBits: 15, clientBits: 15}, accept: modeHTTP, long: true},
 		{name: "takeover/UpgradeConn", duplex: ws.CompressionOptions{Threshold: -1},
-			want: deflateParams{serverBits: 15, clientBits: 15}, mode: modeConn},
+			want: deflateParams{serverBits: 15, clientBits: 15}, accept: modeConn},
 		{name: "node asks no context takeover", node: map[string]any{"serverNoContextTakeover": true, "clientNoContextTakeover": true},
-			duplex: ws.CompressionOptions{Threshold: -1}, want: deflateParams{serverNoCtx: true, clientNoCtx: true, serverBits: 15, clientBits: 15}, mode: modeHTTP},
+			duplex: ws.CompressionOptions{Threshold: -1}, want: deflateParams{serverNoCtx: true, clientNoCtx: true, serverBits: 15, clientBits: 15}, accept: modeHTTP},
 		{name: "duplex sets no context takeover", duplex: ws.CompressionOptions{Threshold: -1, ServerNoContextTakeover: true, ClientNoContextTakeover: true},
-			want: deflateParams{serverNoCtx: true, clientNoCtx: true, serverBits: 15, clientBits: 15}, mode: modeHTTP},
+			want: deflateParams{serverNoCtx: true, clientNoCtx: true, serverBits: 15, clientBits: 15}, accept: modeHTTP},
 		{name: "duplex sets server no context takeover", duplex: ws.CompressionOptions{Threshold: -1, ServerNoContextTakeover: true},
-			want: deflateParams{serverNoCtx: true, serverBits: 15, clientBits: 15}, mode: modeConn},
+			want: deflateParams{serverNoCtx: true, serverBits: 15, clientBits: 15}, accept: modeConn},
 		{name: "node asks windows 10 and 9", node: map[string]any{"serverMaxWindowBits": 10, "clientMaxWindowBits": 9},
-			duplex: ws.CompressionOptions{Threshold: -1}, offered: 9, want: deflateParams{serverBits: 10, clientBits: 9}, mode: modeHTTP},
+			duplex: ws.CompressionOptions{Threshold: -1}, offered: 9, want: deflateParams{serverBits: 10, clientBits: 9}, accept: modeHTTP},
 		{name: "duplex sets windows 9 and 10", duplex: ws.CompressionOptions{Threshold: -1, ServerMaxWindowBits: 9, ClientMaxWindowBits: 10},
-			want: deflateParams{serverBits: 9, clientBits: 10}, mode: modeHTTP},
+			want: deflateParams{serverBits: 9, clientBits: 10}, accept: modeHTTP},
 	}
 	for _, tc := range cases {
 		maxSize := 1 << 20
 		if tc.long {
 			maxSize = 16 << 20
 		}
-		for _, cs := range deflateConns(tc.want, maxSize, tc.long) {
-			t.Run(tc.name+"/"+cs.name, func(t *testing.T) {
-				t.Parallel()
-				nodeOpts := map[string]any{"threshold": 0}
-				maps.Copy(nodeOpts, tc.node)
-				duplexOpts := tc.duplex
-				srv := startDuplexServerHooks(t, tc.mode, &ws.Upgrader{Compression: &duplexOpts}, deflateHooks)
-				tap := startWireTap(t, hostOf(t, srv.wsURL))
-				steps := append(slices.Clone(cs.steps), step{Op: "close", Code: 1000})
-				events := runClient(t, "ws-client.js", tapURL(t, srv.url("c", cs.query...), tap), clientArgs{PerMessageDeflate: nodeOpts, Steps: steps})
-				open := srv.expect(t, "c", "open")
-				conn := tap.conn(t, 0)
-				echoes := echoOnly(steps)
-				checkEchoes(t, echoes, events)
-				srv.checkMessages(t, "c", echoes)
-				if ev := srv.expect(t, "c", "closed"); ws.CloseStatus(ev.Err) != 1000 {
-					t.Errorf("server read error %v, want a CloseError with code 1000", ev.Err)
-				}
-				p := checkNegotiated(t, tc.want, tc.offered, map[string]string{
-					"Conn.Compression()": open.Extensions, "node ws (response header)": events[0].Negotiated, "wire": conn.responseExtensions()})
-				conn.checkFraming(t)
-				cm := checkWire(t, conn, fromClient, p.clientBits, echoes, func(_ int, st step) bool { return st.Compress == nil || *st.Compress }, true)
-				q := url.Values{}
-				for i := 0; i+1 < len(cs.query); i += 2 {
-					q.Set(cs.query[i], cs.query[i+1])
-				}
-				sm := checkWire(t, conn, fromServer, p.serverBits, echoes, func(i int, _ step) bool { return q.Get("compress") != "alt" || i%2 == 0 }, false)
-				if parts, _ := strconv.Atoi(q.Get("writer")); parts > 1 {
-					checkNextWriterFrames(t, sm, echoes, parts)
-				}
-				if cs.probes {
-					probe := len(echoes) - 3
-					checkProbes(t, cm, probe, fromClient, p.clientNoCtx, p.clientBits, false)
-					checkProbes(t, sm, probe, fromServer, p.serverNoCtx, p.serverBits, true)
-				}
-			})
+		for _, serve := range eiotest.Modes {
+			for _, cs := range deflateConns(tc.want, evented1MiB(serve, maxSize), tc.long) {
+				t.Run(tc.name+"/"+string(serve)+"/"+cs.name, func(t *testing.T) {
+					t.Parallel()
+					testDeflateNodeWSClientToDuplexServer(t, serverMode{tc.accept, serve}, tc.node, tc.duplex, tc.offered, tc.want, cs)
+				})
+			}
 		}
+	}
+}
+
+// testDeflateNodeWSClientToDuplexServer runs connection cs of a case: the node ws client
+// with node's options against the duplex server with duplex's, offering offered bits.
+func testDeflateNodeWSClientToDuplexServer(t *testing.T, mode serverMode, node map[string]any, duplex ws.CompressionOptions, offered int, want deflateParams, cs connSpec) {
+	nodeOpts := map[string]any{"threshold": 0}
+	maps.Copy(nodeOpts, node)
+	duplexOpts := duplex
+	srv := startDuplexServerHooks(t, mode, &ws.Upgrader{Compression: &duplexOpts}, deflateHooks)
+	tap := startWireTap(t, hostOf(t, srv.wsURL))
+	steps := append(slices.Clone(cs.steps), step{Op: "close", Code: 1000})
+	events := runClient(t, "ws-client.js", tapURL(t, srv.url("c", cs.query...), tap), clientArgs{PerMessageDeflate: nodeOpts, Steps: steps})
+	open := srv.expect(t, "c", "open")
+	conn := tap.conn(t, 0)
+	echoes := echoOnly(steps)
+	checkEchoes(t, echoes, events)
+	srv.checkMessages(t, "c", echoes)
+	if ev := srv.expect(t, "c", "closed"); ws.CloseStatus(ev.Err) != 1000 {
+		t.Errorf("server read error %v, want a CloseError with code 1000", ev.Err)
+	}
+	p := checkNegotiated(t, want, offered, map[string]string{
+		"Conn.Compression()": open.Extensions, "node ws (response header)": events[0].Negotiated, "wire": conn.responseExtensions()})
+	conn.checkFraming(t)
+	cm := checkWire(t, conn, fromClient, p.clientBits, echoes, func(_ int, st step) bool { return st.Compress == nil || *st.Compress }, true)
+	q := url.Values{}
+	for i := 0; i+1 < len(cs.query); i += 2 {
+		q.Set(cs.query[i], cs.query[i+1])
+	}
+	sm := checkWire(t, conn, fromServer, p.serverBits, echoes, func(i int, _ step) bool { return q.Get("compress") != "alt" || i%2 == 0 }, false)
+	if parts, _ := strconv.Atoi(q.Get("writer")); parts > 1 {
+		checkNextWriterFrames(t, sm, echoes, parts)
+	}
+	if cs.probes {
+		probe := len(echoes) - 3
+		checkProbes(t, cm, probe, fromClient, p.clientNoCtx, p.clientBits, false)
+		checkProbes(t, sm, probe, fromServer, p.serverNoCtx, p.serverBits, true)
 	}
 }
 

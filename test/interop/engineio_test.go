@@ -20,7 +20,8 @@ import (
 )
 
 // The Engine.IO tests run the official Node client, engine.io-client (eio-client.js),
-// against engineio.Server mounted on an httptest.Server, in three transport modes.
+// against engineio.Server mounted on an httptest.Server, in three transport modes; the two
+// with a WebSocket in both of the server's serving modes (eiotest.Modes).
 
 // eioMode is how the client connects.
 type eioMode struct {
@@ -29,12 +30,29 @@ type eioMode struct {
 	first   string         // the transport of the open
 	final   string         // the transport once settled (after the upgrade, if any)
 	upgrade bool           // the client upgrades polling → websocket
+	serve   eiotest.Mode   // how the server serves the WebSocket connection
 }
 
+// eioModes are the client's transport modes, those with a WebSocket in both serving
+// modes; polling runs once (an event loop serves WebSocket connections only).
 var eioModes = []eioMode{
-	{"polling", map[string]any{"transports": []string{"polling"}}, "polling", "polling", false},
-	{"websocket", map[string]any{"transports": []string{"websocket"}}, "websocket", "websocket", false},
-	{"upgrade", map[string]any{}, "polling", "websocket", true}, // the default: polling, then websocket
+	{"polling", map[string]any{"transports": []string{"polling"}}, "polling", "polling", false, eiotest.Goroutines},
+	{"websocket/goroutine", map[string]any{"transports": []string{"websocket"}}, "websocket", "websocket", false, eiotest.Goroutines},
+	{"upgrade/goroutine", map[string]any{}, "polling", "websocket", true, eiotest.Goroutines}, // the default: polling, then websocket
+	{"websocket/evented", map[string]any{"transports": []string{"websocket"}}, "websocket", "websocket", false, eiotest.Evented},
+	{"upgrade/evented", map[string]any{}, "polling", "websocket", true, eiotest.Evented},
+}
+
+// eioUpgradeMode is the upgrade mode served in serve.
+func eioUpgradeMode(t testing.TB, serve eiotest.Mode) eioMode {
+	t.Helper()
+	for _, m := range eioModes {
+		if m.upgrade && m.serve == serve {
+			return m
+		}
+	}
+	t.Fatalf("no upgrade mode served in %s", serve)
+	panic("unreachable")
 }
 
 // eioTimeout bounds every wait of these tests (an upper bound, never an expectation).
@@ -265,12 +283,14 @@ type eioHooks struct {
 	config func(*engineio.Server) // set options
 }
 
-func startEIOServer(t *testing.T, hooks eioHooks) *eioServer {
+// startEIOServer starts the Engine.IO server, serving WebSocket connections in serve.
+func startEIOServer(t *testing.T, serve eiotest.Mode, hooks eioHooks) *eioServer {
 	t.Helper()
 	requireEIOClient(t)
 	e := &eioServer{sessions: make(chan *eioSess, 16)}
 	e.srv = &engineio.Server{
-		Logger: slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		EventLoop: serve.Loop(t), // closed after the server's shutdown (a cleanup registered later)
 	}
 	if hooks.config != nil {
 		hooks.config(e.srv)
@@ -387,7 +407,7 @@ func TestEngineIOClientTransports(t *testing.T) {
 	for _, mode := range eioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{})
+			srv := startEIOServer(t, mode.serve, eioHooks{})
 			steps := append(upgradeSteps(mode), eioStep{Op: "mark", ID: "ready"}, eioStep{Op: "echo", Type: "text", Size: 5}, eioStep{Op: "close"})
 			c := startEIOClient(t, srv.url, mode, nil, steps)
 			open := c.open(t, mode)
@@ -453,7 +473,7 @@ func TestEngineIOClientMessages(t *testing.T) {
 	for _, mode := range eioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{config: func(s *engineio.Server) { s.MaxHTTPBufferSize = 1e6 }})
+			srv := startEIOServer(t, mode.serve, eioHooks{config: func(s *engineio.Server) { s.MaxHTTPBufferSize = 1e6 }})
 			steps := append([]eioStep(nil), eioEchoSteps...)
 			if mode.upgrade {
 				steps = append(append(steps, eioStep{Op: "awaitUpgrade"}), eioEchoSteps...)
@@ -511,7 +531,7 @@ func TestEngineIOClientThousandMessages(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			sendErr := make(chan error, 1)
-			srv := startEIOServer(t, eioHooks{noEcho: true, onOpen: func(es *eioSess) {
+			srv := startEIOServer(t, mode.serve, eioHooks{noEcho: true, onOpen: func(es *eioSess) {
 				es.wg.Add(1)
 				go func() {
 					defer es.wg.Done()
@@ -564,17 +584,19 @@ func TestEngineIOClientStreamAcrossUpgrade(t *testing.T) {
 		{"slow", 5, 1, 3 * time.Millisecond, 1},
 	}
 	for _, pace := range paces {
-		t.Run(pace.name, func(t *testing.T) {
-			t.Parallel()
-			testStreamAcrossUpgrade(t, pace.clientEveryMs, pace.perTick, pace.serverEvery, pace.serverBurst)
-		})
+		for _, serve := range eiotest.Modes {
+			t.Run(pace.name+"/"+string(serve), func(t *testing.T) {
+				t.Parallel()
+				testStreamAcrossUpgrade(t, eioUpgradeMode(t, serve), pace.clientEveryMs, pace.perTick, pace.serverEvery, pace.serverBurst)
+			})
+		}
 	}
 }
 
-func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEvery time.Duration, serverBurst int) {
+func testStreamAcrossUpgrade(t *testing.T, mode eioMode, clientEveryMs, perTick int, serverEvery time.Duration, serverBurst int) {
 	const after, max = 200, 20000 // messages after the upgrade; cap per direction
 	sent := make(chan streamSent, 1)
-	srv := startEIOServer(t, eioHooks{noEcho: true, onOpen: func(es *eioSess) {
+	srv := startEIOServer(t, mode.serve, eioHooks{noEcho: true, onOpen: func(es *eioSess) {
 		es.wg.Add(1)
 		go func() {
 			defer es.wg.Done()
@@ -604,10 +626,6 @@ func testStreamAcrossUpgrade(t *testing.T, clientEveryMs, perTick int, serverEve
 			sent <- streamSent{n, err}
 		}()
 	}})
-	mode := eioModes[2] // upgrade
-	if mode.name != "upgrade" {
-		t.Fatal("eioModes[2] is not the upgrade mode")
-	}
 	c := startEIOClient(t, srv.url, mode, map[string]any{"probeDelayMs": 300}, []eioStep{{Op: "stream", After: after, Max: max, IntervalMs: clientEveryMs, PerTick: perTick}, {Op: "close"}})
 	c.open(t, mode)
 	es := srv.session(t)
@@ -661,7 +679,7 @@ func TestEngineIOClientServerShutdown(t *testing.T) {
 	for _, mode := range eioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{})
+			srv := startEIOServer(t, mode.serve, eioHooks{})
 			c := startEIOClient(t, srv.url, mode, nil, append(upgradeSteps(mode), eioStep{Op: "mark", ID: "ready"}, eioStep{Op: "awaitClose"}))
 			c.open(t, mode)
 			es := srv.session(t)
@@ -710,7 +728,7 @@ func TestEngineIOClientHeartbeat(t *testing.T) {
 	for _, mode := range eioModes {
 		t.Run(mode.name+"/idle", func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{config: fast})
+			srv := startEIOServer(t, mode.serve, eioHooks{config: fast})
 			steps := append(upgradeSteps(mode), eioStep{Op: "sleep", Ms: 2000}, eioStep{Op: "echo", Type: "text", Size: 5}, eioStep{Op: "close"})
 			c := startEIOClient(t, srv.url, mode, nil, steps)
 			open := c.open(t, mode)
@@ -739,7 +757,7 @@ func TestEngineIOClientHeartbeat(t *testing.T) {
 		})
 		t.Run(mode.name+"/server Close", func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{config: fast})
+			srv := startEIOServer(t, mode.serve, eioHooks{config: fast})
 			c := startEIOClient(t, srv.url, mode, nil, append(upgradeSteps(mode), eioStep{Op: "mark", ID: "ready"}, eioStep{Op: "awaitClose"}))
 			c.open(t, mode)
 			es := srv.session(t)
@@ -757,7 +775,7 @@ func TestEngineIOClientHeartbeat(t *testing.T) {
 		})
 		t.Run(mode.name+"/pong timeout", func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{config: fast})
+			srv := startEIOServer(t, mode.serve, eioHooks{config: fast})
 			c := startEIOClient(t, srv.url, mode, nil, append(upgradeSteps(mode), eioStep{Op: "mutePongs"}, eioStep{Op: "awaitClose"}))
 			c.open(t, mode)
 			es := srv.session(t)
@@ -780,7 +798,7 @@ func TestEngineIOClientOverLimit(t *testing.T) {
 	for _, mode := range eioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{config: func(s *engineio.Server) { s.MaxHTTPBufferSize = 1e6 }})
+			srv := startEIOServer(t, mode.serve, eioHooks{config: func(s *engineio.Server) { s.MaxHTTPBufferSize = 1e6 }})
 			steps := append(upgradeSteps(mode),
 				eioStep{Op: "echo", Type: "text", Size: 10},
 				eioStep{Op: "echo", Type: "text", Size: 999_999}, // "4" + 999,999 bytes: exactly the limit
@@ -816,10 +834,13 @@ func TestEngineIOClientOverLimit(t *testing.T) {
 // client's binary arrives as binary=true all the same).
 func TestEngineIOClientForceBase64(t *testing.T) {
 	requireEIOClient(t)
-	for _, mode := range []eioMode{eioModes[1], eioModes[2]} {
+	for _, mode := range eioModes {
+		if mode.final != "websocket" {
+			continue
+		}
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startEIOServer(t, eioHooks{})
+			srv := startEIOServer(t, mode.serve, eioHooks{})
 			echoes := []eioStep{
 				{Op: "echo", Type: "text", Size: 100},
 				{Op: "echo", Type: "binary", Size: 100},

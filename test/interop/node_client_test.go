@@ -17,12 +17,12 @@ var nodeClients = []struct {
 }
 
 // Every size and type sent by each Node client comes back byte-exact from the
-// duplex server (in both server modes), and the server received the exact bytes.
+// duplex server (in every server mode), and the server received the exact bytes.
 func TestDuplexServerEchoesNodeClients(t *testing.T) {
 	requireNode(t)
 	for _, cl := range nodeClients {
 		for _, mode := range serverModes {
-			t.Run(cl.name+"/"+mode, func(t *testing.T) {
+			t.Run(cl.name+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				srv := startDuplexServer(t, mode, &ws.Upgrader{})
 				steps := append(echoSteps(16<<20), step{Op: "close", Code: 1000})
@@ -52,7 +52,7 @@ func TestDuplexServerReassemblesNodeWSFragments(t *testing.T) {
 		{Op: "echo", Type: "text", Size: 16 << 20, Fragments: 7},
 	}
 	for _, mode := range serverModes {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			srv := startDuplexServer(t, mode, &ws.Upgrader{})
 			events := runClient(t, "ws-client.js", srv.url("frag"), clientArgs{Steps: append(steps, step{Op: "close", Code: 1000})})
@@ -118,7 +118,7 @@ func TestDuplexServerCloseCodesWithNodeClients(t *testing.T) {
 				if tc.wsOnly && cl.name != "ws" {
 					continue
 				}
-				t.Run(cl.name+"/"+mode+"/"+tc.name, func(t *testing.T) {
+				t.Run(cl.name+"/"+mode.String()+"/"+tc.name, func(t *testing.T) {
 					t.Parallel()
 					srv := startDuplexServer(t, mode, &ws.Upgrader{ReadLimit: tc.readLimit})
 					events := runClient(t, cl.script, srv.url("c", tc.query...), clientArgs{Steps: tc.steps, TimeoutMs: 20000})
@@ -168,7 +168,7 @@ func TestDuplexServerNegotiatesSubprotocolWithNodeWS(t *testing.T) {
 	}
 	for _, mode := range serverModes {
 		for _, tc := range cases {
-			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
 				srv := startDuplexServer(t, mode, &ws.Upgrader{Subprotocols: tc.server})
 				steps := []step{{Op: "echo", Type: "text", Size: 3}, {Op: "close", Code: 1000}}

@@ -7,15 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/socketio"
 )
 
 // TestSocketIOClientRecoversItsSession: the official socket.io-client loses its connection,
 // reconnects, and gets back its socket id, its rooms and the events broadcast while it was
-// away, with the recovered flag set, as with the Node server.
+// away, with the recovered flag set, as with the Node server. In both serving modes.
 func TestSocketIOClientRecoversItsSession(t *testing.T) {
 	requireSIOClient(t)
-	srv := socketio.NewServer(&socketio.Options{ConnectionStateRecovery: &socketio.RecoveryOptions{MaxDisconnectionDuration: time.Minute}})
+	eiotest.InEveryMode(t, testSocketIOClientRecoversItsSession)
+}
+
+func testSocketIOClientRecoversItsSession(t *testing.T, mode eiotest.Mode) {
+	srv := socketio.NewServer(&socketio.Options{EventLoop: mode.Loop(t),
+		ConnectionStateRecovery: &socketio.RecoveryOptions{MaxDisconnectionDuration: time.Minute}})
 	disconnected := make(chan string, 2)
 	srv.OnConnection(func(s *socketio.Socket) {
 		if !s.Recovered() {
@@ -90,10 +96,14 @@ func TestSocketIOClientRecoversItsSession(t *testing.T) {
 
 // TestSocketIOClientReconnectsWithoutRecovery: with recovery off, socket.io-client mends a
 // lost connection by reconnecting as a new socket (new id, recovered false) that the
-// connection handlers see again, and events reach it.
+// connection handlers see again, and events reach it. In both serving modes.
 func TestSocketIOClientReconnectsWithoutRecovery(t *testing.T) {
 	requireSIOClient(t)
-	srv := socketio.NewServer(nil)
+	eiotest.InEveryMode(t, testSocketIOClientReconnectsWithoutRecovery)
+}
+
+func testSocketIOClientReconnectsWithoutRecovery(t *testing.T, mode eiotest.Mode) {
+	srv := socketio.NewServer(&socketio.Options{EventLoop: mode.Loop(t)})
 	connected := make(chan *socketio.Socket, 2)
 	srv.OnConnection(func(s *socketio.Socket) { connected <- s })
 	hs := httptest.NewServer(srv)

@@ -12,16 +12,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplexio/duplex/internal/eiotest"
 	"github.com/duplexio/duplex/ws"
 )
 
-// The duplex server runs in both of ws's server modes.
+// The duplex server accepts connections in both of ws's ways.
 const (
 	modeHTTP = "Upgrade"     // ws.Upgrader.Upgrade behind net/http
 	modeConn = "UpgradeConn" // ws.Upgrader.UpgradeConn on a bare net.Listener
 )
 
-var serverModes = []string{modeHTTP, modeConn}
+// serverMode is how the duplex server accepts a connection (modeHTTP, modeConn) and serves
+// it (eiotest.Mode: a goroutine reading in a loop, or a ws.EventLoop and an EventHandler).
+type serverMode struct {
+	accept string
+	serve  eiotest.Mode
+}
+
+func (m serverMode) String() string { return m.accept + "/" + string(m.serve) }
+
+// httpMode is the net/http server of a serving mode.
+func httpMode(serve eiotest.Mode) serverMode { return serverMode{modeHTTP, serve} }
+
+// serverModes are every accept path in every serving mode.
+var serverModes = []serverMode{
+	{modeHTTP, eiotest.Goroutines}, {modeConn, eiotest.Goroutines},
+	{modeHTTP, eiotest.Evented}, {modeConn, eiotest.Evented},
+}
 
 // srvEvent is what the duplex server's handler saw on one connection.
 type srvEvent struct {
@@ -62,16 +79,20 @@ type serverHooks struct {
 	echo func(ctx context.Context, c *ws.Conn, q url.Values, i int, typ ws.MessageType, data []byte) error
 }
 
-func startDuplexServer(t *testing.T, mode string, up *ws.Upgrader) *duplexServer {
+func startDuplexServer(t *testing.T, mode serverMode, up *ws.Upgrader) *duplexServer {
 	t.Helper()
 	return startDuplexServerHooks(t, mode, up, serverHooks{})
 }
 
-func startDuplexServerHooks(t *testing.T, mode string, up *ws.Upgrader, hooks serverHooks) *duplexServer {
+func startDuplexServerHooks(t *testing.T, mode serverMode, up *ws.Upgrader, hooks serverHooks) *duplexServer {
 	t.Helper()
 	s := &duplexServer{streams: map[string]chan srvEvent{}, conns: map[*ws.Conn]bool{}, hooks: hooks}
+	serve := s.serve
+	if loop := mode.serve.Loop(t); loop != nil { // closed after the cleanup below
+		serve = func(c *ws.Conn, r *http.Request) { s.serveEvented(loop, c, r) }
+	}
 	var stopListener func()
-	switch mode {
+	switch mode.accept {
 	case modeHTTP:
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +105,7 @@ func startDuplexServerHooks(t *testing.T, mode string, up *ws.Upgrader, hooks se
 				s.report(r, srvEvent{Op: "rejected", Err: err})
 				return
 			}
-			s.serve(c, r)
+			serve(c, r)
 		})
 		hs := httptest.NewServer(mux) // listens on 127.0.0.1:0
 		s.pageURL = hs.URL + "/"
@@ -113,13 +134,13 @@ func startDuplexServerHooks(t *testing.T, mode string, up *ws.Upgrader, hooks se
 						s.report(r, srvEvent{Op: "rejected", Err: err})
 						return
 					}
-					s.serve(c, r)
+					serve(c, r)
 				}()
 			}
 		}()
 		stopListener = func() { _ = ln.Close() }
 	default:
-		t.Fatalf("unknown server mode %q", mode)
+		t.Fatalf("unknown server mode %v", mode)
 	}
 	t.Cleanup(func() {
 		s.mu.Lock()

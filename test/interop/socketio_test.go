@@ -29,23 +29,41 @@ import (
 // The Socket.IO tests run the official client, socket.io-client 4.8.4, against
 // socketio.Server mounted on an httptest.Server: in Node (sio-client.js, driven
 // by commands on its stdin) in three transport modes, and its browser bundle in
-// headless Chromium (sio-browser.js, through browser.js's "call" scenario).
+// headless Chromium (sio-browser.js, through browser.js's "call" scenario). The modes with
+// a WebSocket run in both of the server's serving modes (eiotest.Modes).
 
 // sioTimeout bounds every wait of these tests (an upper bound, never an expectation).
 const sioTimeout = 30 * time.Second
 
-// sioMode is how a client connects.
+// sioMode is how a client connects, and how the server serves its WebSocket.
 type sioMode struct {
 	name    string
 	opts    map[string]any // Manager options
 	upgrade bool           // the client opens on polling and upgrades to websocket
 	final   string         // the transport once settled
+	serve   eiotest.Mode
 }
 
+// sioModes are the client's transport modes, those with a WebSocket in both serving
+// modes; polling runs once (an event loop serves WebSocket connections only).
 var sioModes = []sioMode{
-	{"polling", map[string]any{"transports": []string{"polling"}}, false, "polling"},
-	{"websocket", map[string]any{"transports": []string{"websocket"}}, false, "websocket"},
-	{"upgrade", map[string]any{}, true, "websocket"}, // the default: polling, then websocket
+	{"polling", map[string]any{"transports": []string{"polling"}}, false, "polling", eiotest.Goroutines},
+	{"websocket/goroutine", map[string]any{"transports": []string{"websocket"}}, false, "websocket", eiotest.Goroutines},
+	{"upgrade/goroutine", map[string]any{}, true, "websocket", eiotest.Goroutines}, // the default: polling, then websocket
+	{"websocket/evented", map[string]any{"transports": []string{"websocket"}}, false, "websocket", eiotest.Evented},
+	{"upgrade/evented", map[string]any{}, true, "websocket", eiotest.Evented},
+}
+
+// sioUpgradeMode is the upgrade mode served in serve.
+func sioUpgradeMode(t testing.TB, serve eiotest.Mode) sioMode {
+	t.Helper()
+	for _, m := range sioModes {
+		if m.upgrade && m.serve == serve {
+			return m
+		}
+	}
+	t.Fatalf("no upgrade mode served in %s", serve)
+	panic("unreachable")
 }
 
 func requireSIOClient(t testing.TB) {
@@ -107,7 +125,9 @@ const sioPage = `<!doctype html><meta charset=utf-8><title>duplex socket.io inte
 <script src="/assets/sio-browser.js"></script>
 `
 
-func startSIOServer(t *testing.T, cfg sioConfig) *sioServer {
+// startSIOServer starts the Socket.IO server with cfg, serving WebSocket connections in
+// serve.
+func startSIOServer(t *testing.T, serve eiotest.Mode, cfg sioConfig) *sioServer {
 	t.Helper()
 	requireSIOClient(t)
 	ss := &sioServer{conns: map[string]*sioConn{}, bySocket: map[*socketio.Socket]*sioConn{}, changed: make(chan struct{})}
@@ -116,7 +136,8 @@ func startSIOServer(t *testing.T, cfg sioConfig) *sioServer {
 	if cfg.engine != nil {
 		cfg.engine(ss.eng)
 	}
-	opts := &socketio.Options{Engine: ss.eng, Logger: logger}
+	// Closed after the server's shutdown (a cleanup registered later).
+	opts := &socketio.Options{Engine: ss.eng, Logger: logger, EventLoop: serve.Loop(t)}
 	if cfg.opts != nil {
 		cfg.opts(opts)
 	}
@@ -389,7 +410,7 @@ func roomHandler(s *socketio.Socket, change func(socketio.Room)) socketio.EventH
 // connected to "/"; it returns the client and the server's side of "a".
 func startWithSocketA(t *testing.T, mode sioMode, cfg sioConfig) (*sioClient, *sioConn) {
 	t.Helper()
-	ss := startSIOServer(t, cfg)
+	ss := startSIOServer(t, mode.serve, cfg)
 	c := startSIOClient(t, ss.url, mode, nil)
 	c.connect(t, "a", "/", nil)
 	return c, ss.conn(t, "/", "a")
@@ -746,7 +767,7 @@ func TestSocketIOConnect(t *testing.T) {
 	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) { ss.track(ss.srv.Of("/custom")) }})
+			ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) { ss.track(ss.srv.Of("/custom")) }})
 			c := startSIOClient(t, ss.url, mode, nil)
 			authMain := map[string]any{"name": "main", "token": "abc", "n": 1, "nested": map[string]any{"x": []any{true, nil}}}
 			authCustom := map[string]any{"name": "custom", "token": "xyz"}
@@ -1022,7 +1043,7 @@ func TestSocketIOMiddlewareAndNamespaces(t *testing.T) {
 			t.Parallel()
 			var dyn *socketio.Namespace
 			var mwCalls atomic.Int64
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
+			ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) {
 				ss.srv.Use(func(s *socketio.Socket) error { mwCalls.Add(1); return nil })
 				ss.srv.Of("/private").Use(func(s *socketio.Socket) error {
 					return &socketio.ConnectError{Message: "not authorized", Data: map[string]any{"code": 42}}
@@ -1149,7 +1170,7 @@ func TestSocketIORooms(t *testing.T) {
 	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
+			ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) {
 				ss.srv.OnConnection(func(s *socketio.Socket) {
 					s.On("join", roomHandler(s, func(room socketio.Room) { s.Join(room) }))
 					s.On("leave", roomHandler(s, s.Leave))
@@ -1422,7 +1443,7 @@ func TestSocketIODisconnect(t *testing.T) {
 	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) { ss.track(ss.srv.Of("/custom")) }})
+			ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) { ss.track(ss.srv.Of("/custom")) }})
 			c := startSIOClient(t, ss.url, mode, nil)
 			pair := func(mgr string) (*sioConn, *sioConn) {
 				c.connect(t, mgr+"-main", "/", map[string]any{"mgr": mgr})
@@ -1503,7 +1524,7 @@ func TestSocketIOShutdown(t *testing.T) {
 	for _, mode := range sioModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) { ss.track(ss.srv.Of("/custom")) }})
+			ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) { ss.track(ss.srv.Of("/custom")) }})
 			c := startSIOClient(t, ss.url, mode, nil)
 			c.connect(t, "a", "/", nil)
 			c.connect(t, "a2", "/custom", nil)
@@ -1647,9 +1668,16 @@ func TestSocketIOThousandEvents(t *testing.T) {
 // duplicated or reordered, and each direction used both transports.
 func TestSocketIOStreamAcrossUpgrade(t *testing.T) {
 	requireSIOClient(t)
+	eiotest.InEveryMode(t, func(t *testing.T, serve eiotest.Mode) {
+		t.Parallel()
+		testSIOStreamAcrossUpgrade(t, sioUpgradeMode(t, serve))
+	})
+}
+
+func testSIOStreamAcrossUpgrade(t *testing.T, mode sioMode) {
 	const after, max = 200, 20000 // events after the upgrade; cap per direction
 	sent := make(chan streamSent, 1)
-	ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
+	ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) {
 		ss.srv.OnConnection(func(s *socketio.Socket) {
 			c := ss.connOf(s)
 			ss.wg.Add(1)
@@ -1675,10 +1703,6 @@ func TestSocketIOStreamAcrossUpgrade(t *testing.T) {
 			}()
 		})
 	}})
-	mode := sioModes[2]
-	if mode.name != "upgrade" {
-		t.Fatal("sioModes[2] is not the upgrade mode")
-	}
 	c := startSIOClient(t, ss.url, mode, nil)
 	// The client starts its upgrade probe 300 ms after the open (instead of at once), so
 	// that the upgrade happens in the middle of the stream rather than with the CONNECT.
@@ -1781,7 +1805,7 @@ func TestSocketIOChromium(t *testing.T) {
 				err  error
 			}
 			answered := make(chan qa, 1)
-			ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
+			ss := startSIOServer(t, mode.serve, sioConfig{setup: func(ss *sioServer) {
 				ss.srv.OnConnection(func(s *socketio.Socket) {
 					s.On("ready", func(socketio.Args, socketio.AckFunc) {
 						ctx, cancel := context.WithTimeout(context.Background(), sioTimeout)
@@ -1850,94 +1874,102 @@ func TestSocketIOChromium(t *testing.T) {
 		})
 	}
 
-	t.Run("rooms", func(t *testing.T) {
-		t.Parallel()
-		const room = "lobby"
-		payload := patternBinary(64)
-		var joined atomic.Int32
-		ss := startSIOServer(t, sioConfig{setup: func(ss *sioServer) {
-			nsp := ss.srv.Of("/")
-			ss.srv.OnConnection(func(s *socketio.Socket) {
-				s.On("join", func(args socketio.Args, ack socketio.AckFunc) {
-					var r string
-					_ = args.Decode(0, &r)
-					s.Join(socketio.Room(r))
-					if ack != nil {
-						_ = ack(roomNames(s.Rooms(), s.ID()))
-					}
-					if joined.Add(1) == 2 { // both pages are in the room
-						_ = nsp.To(socketio.Room(r)).Emit("news", "both here", []byte{0xca, 0xfe})
-					}
-				})
-				s.On("relay", func(args socketio.Args, ack socketio.AckFunc) {
-					var r string
-					_ = args.Decode(0, &r)
-					vals, _ := args.Values()
-					label, _ := s.Data().(string)
-					_ = s.To(socketio.Room(r)).Emit("relayed", append([]any{label}, vals[1:]...)...)
-					if ack != nil {
-						_ = ack()
-					}
-					_ = nsp.To(socketio.Room(r)).Emit("done")
-				})
-			})
-		}})
-		type pageResult struct {
-			ID        string
-			Joined    json.RawMessage
-			Transport string
-			Events    []struct {
-				Event string
-				Args  json.RawMessage
-			}
-		}
-		results := make([]pageResult, 2)
-		errs := make([]error, 2)
-		var wg sync.WaitGroup
-		for i, name := range []string{"sender", "listener"} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				raw, err := browserCall(b, 60*time.Second, ss.url+"/", "sioRoom", map[string]any{
-					"opts": map[string]any{}, "name": name, "room": room, "sender": i == 0,
-					"payload": map[string]any{"$bin": hex.EncodeToString(payload), "$as": "arraybuffer"},
-				})
-				if err == nil {
-					err = json.Unmarshal(raw, &results[i])
+	for _, serve := range eiotest.Modes {
+		t.Run("rooms/"+string(serve), func(t *testing.T) {
+			t.Parallel()
+			testSIOChromiumRooms(t, b, serve)
+		})
+	}
+}
+
+// testSIOChromiumRooms: two pages join a room of the server (serving in serve); a
+// broadcast reaches both, a relay from one only the other.
+func testSIOChromiumRooms(t *testing.T, b *browserProc, serve eiotest.Mode) {
+	const room = "lobby"
+	payload := patternBinary(64)
+	var joined atomic.Int32
+	ss := startSIOServer(t, serve, sioConfig{setup: func(ss *sioServer) {
+		nsp := ss.srv.Of("/")
+		ss.srv.OnConnection(func(s *socketio.Socket) {
+			s.On("join", func(args socketio.Args, ack socketio.AckFunc) {
+				var r string
+				_ = args.Decode(0, &r)
+				s.Join(socketio.Room(r))
+				if ack != nil {
+					_ = ack(roomNames(s.Rooms(), s.ID()))
 				}
-				errs[i] = err
-			}()
+				if joined.Add(1) == 2 { // both pages are in the room
+					_ = nsp.To(socketio.Room(r)).Emit("news", "both here", []byte{0xca, 0xfe})
+				}
+			})
+			s.On("relay", func(args socketio.Args, ack socketio.AckFunc) {
+				var r string
+				_ = args.Decode(0, &r)
+				vals, _ := args.Values()
+				label, _ := s.Data().(string)
+				_ = s.To(socketio.Room(r)).Emit("relayed", append([]any{label}, vals[1:]...)...)
+				if ack != nil {
+					_ = ack()
+				}
+				_ = nsp.To(socketio.Room(r)).Emit("done")
+			})
+		})
+	}})
+	type pageResult struct {
+		ID        string
+		Joined    json.RawMessage
+		Transport string
+		Events    []struct {
+			Event string
+			Args  json.RawMessage
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				t.Fatal(err)
+	}
+	results := make([]pageResult, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, name := range []string{"sender", "listener"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw, err := browserCall(b, 60*time.Second, ss.url+"/", "sioRoom", map[string]any{
+				"opts": map[string]any{}, "name": name, "room": room, "sender": i == 0,
+				"payload": map[string]any{"$bin": hex.EncodeToString(payload), "$as": "arraybuffer"},
+			})
+			if err == nil {
+				err = json.Unmarshal(raw, &results[i])
 			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
 		}
-		names := func(r pageResult) []string {
-			var out []string
-			for _, ev := range r.Events {
-				out = append(out, ev.Event)
-			}
-			return out
+	}
+	names := func(r pageResult) []string {
+		var out []string
+		for _, ev := range r.Events {
+			out = append(out, ev.Event)
 		}
-		if got := names(results[0]); !slices.Equal(got, []string{"news", "done"}) {
-			t.Errorf("sender got %v, want news, done (not its own relay)", got)
+		return out
+	}
+	if got := names(results[0]); !slices.Equal(got, []string{"news", "done"}) {
+		t.Errorf("sender got %v, want news, done (not its own relay)", got)
+	}
+	if got := names(results[1]); !slices.Equal(got, []string{"news", "relayed", "done"}) {
+		t.Errorf("listener got %v, want news, relayed, done", got)
+	} else {
+		if !sameValues(results[1].Events[0].Args, []any{"both here", []byte{0xca, 0xfe}}) {
+			t.Errorf("news args %s", results[1].Events[0].Args)
 		}
-		if got := names(results[1]); !slices.Equal(got, []string{"news", "relayed", "done"}) {
-			t.Errorf("listener got %v, want news, relayed, done", got)
-		} else {
-			if !sameValues(results[1].Events[0].Args, []any{"both here", []byte{0xca, 0xfe}}) {
-				t.Errorf("news args %s", results[1].Events[0].Args)
-			}
-			if !sameValues(results[1].Events[1].Args, []any{"sender", payload}) {
-				t.Errorf("relayed args %s", shortJSON(results[1].Events[1].Args))
-			}
+		if !sameValues(results[1].Events[1].Args, []any{"sender", payload}) {
+			t.Errorf("relayed args %s", shortJSON(results[1].Events[1].Args))
 		}
-		for i, r := range results {
-			if !sameValues(r.Joined, []any{[]any{room}}) {
-				t.Errorf("page %d join ack %s", i, r.Joined)
-			}
+	}
+	for i, r := range results {
+		if !sameValues(r.Joined, []any{[]any{room}}) {
+			t.Errorf("page %d join ack %s", i, r.Joined)
 		}
-	})
+	}
 }
