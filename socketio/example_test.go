@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/duplexio/duplex/ws"
-
+	"github.com/duplexio/duplex/engineio"
 	"github.com/duplexio/duplex/socketio"
+	"github.com/duplexio/duplex/ws"
 )
 
 // Reading one packet: the text of an Engine.IO message, here an event on namespace /chat
@@ -206,4 +206,44 @@ func ExampleDial() {
 	// Output:
 	// hi gopher
 	// you are connected to /chat
+}
+
+// A server whose WebSocket clients are served by an event loop (ws.EventLoop): an idle client
+// holds no goroutine and no read buffer. Handlers, rooms and acks work as without it.
+func ExampleOptions_eventLoop() {
+	loop, err := ws.NewEventLoop(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer loop.Close() // after the server's Shutdown, deferred below
+	srv := socketio.NewServer(&socketio.Options{EventLoop: loop})
+	srv.OnConnection(func(s *socketio.Socket) {
+		s.On("double", func(args socketio.Args, ack socketio.AckFunc) {
+			var n int
+			_ = args.Decode(0, &n)
+			_ = ack(2 * n)
+		})
+	})
+	web := httptest.NewServer(srv)
+	defer web.Close()
+	defer srv.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sock, err := socketio.Dial(ctx, web.URL, &socketio.ManagerOptions{Engine: engineio.ClientOptions{Transports: []string{engineio.TransportWebSocket}}}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sock.Manager().Close()
+	answer, err := sock.EmitWithAck(ctx, "double", 21)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var n int
+	_ = answer.Decode(0, &n)
+	fmt.Println(n)
+	// Output: 42
 }
