@@ -1126,31 +1126,27 @@ func failsOnMaskingViolation(t *testing.T, roles []role, cases []maskCase) {
 func TestClientMasksEveryFrameWithFreshKey(t *testing.T) {
 	t.Parallel()
 	const n = 32
+	// A write error ends the writing: the frames the peer reads tell (and the test may
+	// end, closing the connection, before the last ones are written).
 	h := start(t, roleClient, options{app: application{open: func(ctx context.Context, c *ws.Conn) {
 		for i := range n {
 			if err := c.WriteMessage(ctx, ws.MessageText, fmt.Appendf(nil, "message %d", i)); err != nil {
-				t.Errorf("write: %v", err)
 				return
 			}
 		}
 		w, err := c.NextWriter(ctx, ws.MessageBinary)
 		if err != nil {
-			t.Errorf("NextWriter: %v", err)
 			return
 		}
 		for range 4 {
 			if _, err := w.Write(binaryPattern(100)); err != nil {
-				t.Errorf("write: %v", err)
 				break
 			}
 		}
 		if err := w.Close(); err != nil {
-			t.Errorf("close the writer: %v", err)
 			return
 		}
-		if err := c.Ping(ctx, []byte("client ping")); err != nil {
-			t.Errorf("ping: %v", err)
-		}
+		_ = c.Ping(ctx, []byte("client ping"))
 	}}})
 	keys := map[[4]byte]int{}
 	frames := 0
