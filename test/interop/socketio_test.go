@@ -189,16 +189,6 @@ func (ss *sioServer) track(nsp *socketio.Namespace) {
 		_ = json.Unmarshal(s.Handshake().Auth, &auth)
 		c := &sioConn{s: s, label: auth.Name, evs: make(chan sioSrvEvent, 20000), asks: make(chan string, 100), done: make(chan struct{})}
 		s.SetData(auth.Name)
-		ss.mu.Lock()
-		for _, sess := range ss.sessions {
-			if sess.Request().RemoteAddr == s.Handshake().Address {
-				c.sess = sess
-			}
-		}
-		ss.conns[s.Namespace().Name()+"|"+auth.Name] = c
-		ss.bySocket[s] = c
-		ss.notifyLocked()
-		ss.mu.Unlock()
 		s.OnAny(func(event string, args socketio.Args) {
 			vals, err := args.Values()
 			ev := sioSrvEvent{name: event, args: args, vals: vals, err: err}
@@ -235,6 +225,19 @@ func (ss *sioServer) track(nsp *socketio.Namespace) {
 			c.why = reason
 			close(c.done)
 		})
+		// Published last: a test that acts on the socket as soon as it sees it must find its
+		// handlers in place (a disconnection then would miss OnDisconnect).
+		address := s.Handshake().Address
+		ss.mu.Lock()
+		for _, sess := range ss.sessions {
+			if sess.RemoteAddr() == address {
+				c.sess = sess
+			}
+		}
+		ss.conns[s.Namespace().Name()+"|"+auth.Name] = c
+		ss.bySocket[s] = c
+		ss.notifyLocked()
+		ss.mu.Unlock()
 	})
 }
 
