@@ -1011,3 +1011,42 @@ func TestVolatileMessagesToAClientThatStopsReadingAreDropped(t *testing.T) {
 		}
 	})
 }
+
+// TestAQueueFullSendDoesNotWaitForTheClient: the Send that finds the queue of a WebSocket
+// client that stopped reading full closes the session and returns: it does not wait, up to
+// the close timeout, to hand a close frame to a client that reads nothing (in the goroutine
+// mode that stalled the sender, a broadcast to a whole room say, for 5 s per slow client).
+func TestAQueueFullSendDoesNotWaitForTheClient(t *testing.T) {
+	ts := newTestServer(t, &Server{MaxQueuedBytes: 64 << 10}, nil)
+	c := ts.dial("transport=websocket") // never read: the kernel's buffers fill, then the queue
+	defer c.CloseNow()
+	s := ts.nextSession()
+	msg := bytes.Repeat([]byte("x"), 4096)
+	var err error
+	var took time.Duration
+	stuck := false // the queue stopped draining: the socket is full, the writer blocked in it
+	for i := 0; i < 50_000 && err == nil; i++ {
+		start := time.Now()
+		err = s.Send(msg, Text)
+		took = time.Since(start)
+		if !stuck {
+			select {
+			case <-s.Drain():
+			case <-time.After(200 * time.Millisecond):
+				stuck = true
+			}
+		}
+	}
+	if !stuck {
+		t.Fatal("the queue never stopped draining")
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Send: %v, want ErrQueueFull", err)
+	}
+	if took >= ws.DefaultCloseTimeout/2 {
+		t.Errorf("the Send that found the queue full returned after %v: it waited for the client", took)
+	}
+	if e := ts.nextClose(); e.reason != ReasonQueueFull || !errors.Is(e.err, ErrQueueFull) {
+		t.Fatalf("closed with %q %v, want %q", e.reason, e.err, ReasonQueueFull)
+	}
+}

@@ -440,6 +440,11 @@ func (s *Session) closeNow(reason CloseReason, cause error) {
 		switch reason {
 		case ReasonTransportClose, ReasonTransportError, ReasonParseError:
 			conn.CloseNow() // the connection is gone or broken: no handshake
+		case ReasonQueueFull:
+			// The client reads nothing: a close frame would wait behind all it has not
+			// read, and a handshake would hold the sender (a broadcast, say) until the
+			// close timeout, while the writer stays blocked in the full socket.
+			conn.CloseNow()
 		case ReasonServerShutdown:
 			_ = conn.StartClose(ws.StatusGoingAway, string(reason))
 		default:
