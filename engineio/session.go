@@ -445,10 +445,15 @@ func (s *Session) closeNow(reason CloseReason, cause error) {
 			// read, and a handshake would hold the sender (a broadcast, say) until the
 			// close timeout, while the writer stays blocked in the full socket.
 			conn.CloseNow()
-		case ReasonServerShutdown:
-			_ = conn.StartClose(ws.StatusGoingAway, string(reason))
 		default:
-			_ = conn.StartClose(ws.StatusNormalClosure, string(reason))
+			code := ws.StatusNormalClosure
+			if reason == ReasonServerShutdown {
+				code = ws.StatusGoingAway
+			}
+			// On its own goroutine: writing the close frame to a client that does not read
+			// waits for the close timeout, and must not hold the caller (Shutdown closes
+			// every session in turn; the heartbeat; a Send).
+			go conn.StartClose(code, string(reason))
 		}
 	}
 	if cause != nil {
