@@ -99,7 +99,7 @@ type Session struct {
 	spare       []outPacket // the writer's last batch, reused as the next queue
 	queuedBytes int         // data bytes queued or being written
 	drain       chan struct{}
-	done        chan struct{}
+	done        chan struct{} // made by the first Done: an idle session has none
 	reason      CloseReason
 	cause       error
 
@@ -143,7 +143,6 @@ func newSession(srv *Server, id string, r *http.Request, transport string) *Sess
 		req:          keepRequest(r),
 		base64Binary: r.URL.Query().Has("b64"),
 		transport:    transport,
-		done:         make(chan struct{}),
 	}
 }
 
@@ -170,7 +169,17 @@ func (s *Session) Transport() string {
 }
 
 // Done returns a channel closed when the session has ended.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		if sessionState(s.state.Load()) == stateClosed {
+			return closedChan
+		}
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
 
 // Err returns why the session ended, or "" and nil while it is open.
 func (s *Session) Err() (CloseReason, error) {
@@ -425,7 +434,9 @@ func (s *Session) closeNow(reason CloseReason, cause error) {
 		default:
 		}
 	}
-	close(s.done)
+	if s.done != nil {
+		close(s.done)
+	}
 	s.signalDrainLocked()
 	s.mu.Unlock()
 

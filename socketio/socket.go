@@ -65,11 +65,13 @@ type Socket struct {
 	auth   json.RawMessage // of the CONNECT packet, for Handshake
 
 	connected atomic.Bool
-	data      atomic.Value // holds dataBox
+	recovered bool // the socket was restored from a persisted session
+	// dispatching: a goroutine runs the inbox (under mu). Here to share connected's word.
+	dispatching bool
+	data        atomic.Value // holds dataBox
 
 	// connection-state recovery
 	pid         string // the private id a client presents to recover the socket; "" when off
-	recovered   bool   // the socket was restored from a persisted session
 	formerRooms []Room // the rooms a recovered socket rejoins when admitted
 
 	mu            sync.Mutex
@@ -82,7 +84,6 @@ type Socket struct {
 	disconnected  []func(reason string)
 	acks          map[uint64]func(Args, error)
 	inbox         []func()
-	dispatching   bool
 	inboxSpace    *sync.Cond // made by the first post that waits for room
 }
 
