@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +76,7 @@ type Socket struct {
 	formerRooms []Room // the rooms a recovered socket rejoins when admitted
 
 	mu            sync.Mutex
-	handlers      map[string][]EventHandler
+	handlers      []eventHandlers // by event; few per socket, so a slice (a map costs several times more)
 	packetMWs     []PacketMiddleware
 	errHandlers   []func(err error)
 	anyHandlers   []func(event string, args Args)
@@ -146,11 +147,23 @@ func (s *Socket) SetData(v any) { s.data.Store(dataBox{v}) }
 // On adds a handler for the event.
 func (s *Socket) On(event string, h EventHandler) {
 	s.mu.Lock()
-	if s.handlers == nil {
-		s.handlers = make(map[string][]EventHandler)
+	if i := s.handlersIndexLocked(event); i >= 0 {
+		s.handlers[i].hs = append(s.handlers[i].hs, h)
+	} else {
+		s.handlers = append(s.handlers, eventHandlers{event: event, hs: []EventHandler{h}})
 	}
-	s.handlers[event] = append(s.handlers[event], h)
 	s.mu.Unlock()
+}
+
+// eventHandlers are the handlers of one event on a socket.
+type eventHandlers struct {
+	event string
+	hs    []EventHandler
+}
+
+// handlersIndexLocked returns the index of the event's handlers in s.handlers, or -1.
+func (s *Socket) handlersIndexLocked(event string) int {
+	return slices.IndexFunc(s.handlers, func(e eventHandlers) bool { return e.event == event })
 }
 
 // PacketMiddleware runs for each incoming event of a socket, before its handlers; a
@@ -376,7 +389,10 @@ func (s *Socket) onEvent(event string, args Args, ackID uint64, hasAck bool) {
 		s.mu.Lock()
 		mws, errHandlers := s.packetMWs, s.errHandlers
 		anys := s.anyHandlers
-		hs := s.handlers[event]
+		var hs []EventHandler
+		if i := s.handlersIndexLocked(event); i >= 0 {
+			hs = s.handlers[i].hs
+		}
 		s.mu.Unlock()
 		for _, mw := range mws {
 			if err := mw(event, args); err != nil {
