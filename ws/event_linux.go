@@ -4,6 +4,7 @@ package ws
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -108,8 +109,9 @@ func (p *poller) close() error {
 func (p *poller) wait() {
 	defer p.stopped.Done()
 	events := make([]unix.EpollEvent, 256)
+	timeout := -1
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		n, err := unix.EpollWait(p.epfd, events, timeout)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -143,6 +145,15 @@ func (p *poller) wait() {
 				bits |= evWrite
 			}
 			e.schedule(bits)
+		}
+		timeout = -1
+		if n > 0 {
+			// Let the workers just handed connections run before the next wait: a
+			// blocking epoll_wait keeps its P until the runtime retakes it, so with few
+			// Ps the turns dispatched would wait for that. The next wait only looks
+			// (timeout 0); it blocks after a look that found nothing.
+			runtime.Gosched()
+			timeout = 0
 		}
 	}
 }
