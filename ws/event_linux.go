@@ -4,6 +4,7 @@ package ws
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,11 +15,13 @@ import (
 
 // The event-driven mode on Linux. See EVENTED.md for the design.
 //
-// One poller goroutine waits in epoll_wait. Every connection is registered with
-// EPOLLONESHOT, so an event disarms it until a worker re-arms it; on top of that a
-// per-connection "running" flag (evConn.mu) makes sure that at most one worker holds a
-// connection at any time: events that arrive while it is held are recorded in pending and
-// handled by the same worker before it lets go.
+// One poller goroutine waits in epoll_wait. Every connection is registered once,
+// edge-triggered, for reads and writes; a per-connection "running" flag (evConn.mu) makes
+// sure that at most one worker holds a connection at any time: events that arrive while it
+// is held are recorded in pending and handled by the same worker before it lets go. An edge
+// is reported once, so a worker lets go of a connection only when the socket is drained
+// (EAGAIN, or a short read with no hang-up reported) or with evRead still pending; a write
+// that the socket does not take ends in EAGAIN, and the next EPOLLOUT edge says when to go on.
 
 // Event bits recorded in evConn.pending.
 const (
@@ -26,13 +29,15 @@ const (
 	evWrite                   // writable: flush the queue
 	evClose                   // the connection was closed: call OnClose
 	evTimer                   // one of its deadlines came due in the timer wheel
+	evHup                     // the peer hung up or the socket is in error: read to the end
 )
 
 const (
-	pollIn  = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
-	pollOut = unix.EPOLLOUT
+	// pollEvents is a connection's registration, made once (EPOLL_CTL_ADD) and never
+	// modified: edge-triggered, so no re-arm per turn.
+	pollEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 	// readsPerTurn bounds the socket reads one worker does for a connection before it
-	// lets others have a turn (the connection is re-armed and comes back if more is ready).
+	// lets others have a turn (the connection goes to the back of the work queue).
 	readsPerTurn = 8
 )
 
@@ -104,8 +109,9 @@ func (p *poller) close() error {
 func (p *poller) wait() {
 	defer p.stopped.Done()
 	events := make([]unix.EpollEvent, 256)
+	timeout := -1
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		n, err := unix.EpollWait(p.epfd, events, timeout)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -132,10 +138,22 @@ func (p *poller) wait() {
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				bits |= evRead
 			}
+			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				bits |= evHup
+			}
 			if ev.Events&unix.EPOLLOUT != 0 {
 				bits |= evWrite
 			}
 			e.schedule(bits)
+		}
+		timeout = -1
+		if n > 0 {
+			// Let the workers just handed connections run before the next wait: a
+			// blocking epoll_wait keeps its P until the runtime retakes it, so with few
+			// Ps the turns dispatched would wait for that. The next wait only looks
+			// (timeout 0); it blocks after a look that found nothing.
+			runtime.Gosched()
+			timeout = 0
 		}
 	}
 }
@@ -192,7 +210,7 @@ func (p *poller) serve(c *Conn, h EventHandler) bool {
 	}
 	p.conns[e.fd] = e
 	p.mu.Unlock()
-	ev := unix.EpollEvent{Events: pollIn, Fd: e.fd, Pad: int32(e.gen)}
+	ev := unix.EpollEvent{Events: pollEvents, Fd: e.fd, Pad: int32(e.gen)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		// Closed during OnOpen (or out of resources): end it; evClose comes below.
 		c.CloseNow()
@@ -236,14 +254,17 @@ type evConn struct {
 	// inFrame, owned by the worker that holds the connection, is true when a data frame's
 	// header was read and its payload is not complete.
 	inFrame bool
+	// hup, owned by the worker that holds the connection, is set once epoll reported a
+	// hang-up or an error: the hang-up's edge has passed, so reads go on to EOF (or the
+	// error) even after a short read.
+	hup bool
 
 	t      evTimers     // deadlines and wheel links, under p.wheel.mu
 	readAt atomic.Int64 // t.readAt, for the read path's check without the wheel's lock
 
 	// Write side, under Conn.wmu: the queue is (*c.wb)[wpos:].
-	wpos       int
-	inHandler  atomic.Bool // a worker is handling reads: writes wait to be coalesced
-	outPending atomic.Bool // the socket did not take the whole queue: wait for EPOLLOUT
+	wpos      int
+	inHandler atomic.Bool // a worker is handling reads: writes wait to be coalesced
 
 	// Read side, owned by the worker that holds the connection.
 	msg *[]byte // the message assembled so far (pooled), nil between messages
@@ -266,30 +287,25 @@ func (e *evConn) schedule(bits uint8) {
 	e.mu.Unlock()
 }
 
-// releaseLocked ends a turn: with events pending the connection goes back to a worker,
-// otherwise it is re-armed in epoll (reads, and writability while the queue is not empty).
+// releaseLocked ends a turn (e.mu held): with events pending the connection goes back to
+// a worker, otherwise no one holds it until the next event. Nothing is re-armed: the
+// registration is edge-triggered and the turn left the socket drained.
 func (e *evConn) releaseLocked() {
 	if e.pending != 0 {
 		e.p.dispatch(e)
 		return
 	}
 	e.running = false
-	c := e.c
-	if c.isClosed() || c.readErr != nil {
-		// Closed (evClose is on its way) or failed (closeAfterDrain owns the socket).
-		return
-	}
-	e.arm()
 }
 
-// arm re-arms the connection in epoll; called with e.mu held and e.running false.
-func (e *evConn) arm() {
-	events := uint32(pollIn)
-	if e.outPending.Load() {
-		events |= pollOut
-	}
-	ev := unix.EpollEvent{Events: events, Fd: e.fd, Pad: int32(e.gen)}
-	_ = unix.EpollCtl(e.p.epfd, unix.EPOLL_CTL_MOD, int(e.fd), &ev) // ENOENT/EBADF: closing
+// yield ends a turn that stopped before the socket was drained: the connection keeps
+// evRead pending and goes to the back of the work queue, still held (running), so no
+// other worker can take it meanwhile; an edge would not come again for the bytes left.
+func (e *evConn) yield() {
+	e.mu.Lock()
+	e.pending |= evRead
+	e.p.dispatch(e)
+	e.mu.Unlock()
 }
 
 // run is a worker's turn with the connection.
@@ -318,8 +334,12 @@ func (e *evConn) run() {
 			// among it counts; the read deadline is checked first by handleRead anyway.
 			bits |= evRead
 		}
+		if bits&evHup != 0 {
+			e.hup = true
+		}
+		more := false
 		if bits&evRead != 0 {
-			e.handleRead()
+			more = e.handleRead()
 		}
 		if bits&(evRead|evWrite) != 0 {
 			c.wmu.Lock()
@@ -333,6 +353,11 @@ func (e *evConn) run() {
 			// Failed, timed out or closed: the connection has ended for the application,
 			// even while closeAfterDrain still lets the peer read our close frame.
 			e.end()
+			continue
+		}
+		if more {
+			e.yield()
+			return
 		}
 	}
 }
@@ -422,50 +447,56 @@ func (e *evConn) writeRaw(fd uintptr) bool {
 }
 
 // handleRead reads what the socket holds, decodes it and runs the handler for each
-// complete message. Writes made meanwhile wait and go out together afterwards.
-func (e *evConn) handleRead() {
+// complete message. Writes made meanwhile wait and go out together afterwards. It reports
+// true when it stopped after readsPerTurn reads with the socket maybe not drained: the
+// caller must come back (yield), as no edge will say so.
+func (e *evConn) handleRead() (more bool) {
 	c := e.c
 	e.inHandler.Store(true)
 	defer e.inHandler.Store(false)
 	if at := e.readAt.Load(); at != 0 && e.p.wheel.clock(time.Now()) >= at {
 		// Past the read deadline: a blocking read would fail now, before any byte.
 		c.readFailed(errReadTimeout(c))
-		return
+		return false
 	}
 	for range readsPerTurn {
 		if c.readErr != nil || c.isClosed() {
-			return
+			return false
 		}
 		if c.buffered() > 0 {
 			if e.consume() != nil {
-				return
+				return false
 			}
 		}
 		e.makeRoom()
 		c.rawN, c.rawErr = 0, nil
 		if err := c.raw.Read(c.rawRead); err != nil {
 			c.readFailed(err)
-			return
+			return false
 		}
 		if c.rawErr == syscall.EAGAIN {
 			e.park()
-			return
+			return false
 		}
 		if c.rawN <= 0 {
 			c.readFailed(c.rawErr) // EOF: TCP ended without a close frame (1006)
-			return
+			return false
 		}
 		*c.rb = (*c.rb)[:len(*c.rb)+c.rawN]
 		full := len(*c.rb) == cap(*c.rb)
 		if e.consume() != nil {
-			return
+			return false
 		}
-		if !full {
+		if !full && !e.hup {
+			// A short read took all the socket held (a stream socket): drained. Bytes
+			// that come later bring an edge. After a hang-up the EOF may be queued behind
+			// the data with its edge gone: read on until it.
 			e.park()
-			return // the socket is most likely drained; epoll says if not
+			return false
 		}
 	}
 	e.park()
+	return true
 }
 
 // makeRoom gives the read buffer free space after its unread bytes.
@@ -745,7 +776,8 @@ func (e *evConn) overflowLocked() {
 }
 
 // flushLocked writes the queue without blocking (Conn.wmu held). What the socket does not
-// take stays queued, and the connection waits for EPOLLOUT.
+// take stays queued; the write that stopped ended in EAGAIN, so the socket's next EPOLLOUT
+// edge (evWrite) brings a worker that flushes again.
 func (e *evConn) flushLocked() error {
 	c := e.c
 	for c.wb != nil && len(*c.wb) > e.wpos {
@@ -758,10 +790,6 @@ func (e *evConn) flushLocked() error {
 			continue
 		}
 		if e.werr == syscall.EAGAIN {
-			if !e.outPending.Load() {
-				e.outPending.Store(true)
-				e.wantOut()
-			}
 			return nil
 		}
 		if e.werr == nil {
@@ -776,18 +804,7 @@ func (e *evConn) flushLocked() error {
 		putBuffer(c.wb)
 		c.wb = nil
 	}
-	e.outPending.Store(false)
 	return nil
-}
-
-// wantOut asks for EPOLLOUT: at once when no worker holds the connection, else the worker
-// includes it when it re-arms.
-func (e *evConn) wantOut() {
-	e.mu.Lock()
-	if !e.running && !e.ended && !e.c.isClosed() {
-		e.arm()
-	}
-	e.mu.Unlock()
 }
 
 // startClose sends the close frame and bounds the wait for the peer's answer: the
