@@ -32,8 +32,10 @@
 // session closed.
 //
 // Cost of a session: an idle polling session holds its pending GET; an idle WebSocket
-// session holds one goroutine (its reader) and no I/O buffer. Writes use a goroutine only
-// while there is something to write.
+// session holds one goroutine (its reader) and no I/O buffer, or with Server.EventLoop set
+// (a ws.EventLoop) no goroutine either: the loop reads the connection when bytes arrive, and
+// the heartbeat is kept in the loop's timer wheel. Writes use a goroutine only while there
+// is something to write.
 //
 // # Client
 //

@@ -51,6 +51,10 @@
 // namespace disconnect", "server namespace disconnect", "transport close", "ping
 // timeout", ...).
 //
+// Options.EventLoop serves the clients' WebSockets on a ws.EventLoop: an idle client then
+// holds no goroutine and no read buffer (about 4 KB of server memory in all), and nothing
+// else changes for handlers.
+//
 // # Client
 //
 // Dial connects to a namespace of a Socket.IO server (the URL's path names it) and waits
