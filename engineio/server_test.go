@@ -1050,3 +1050,23 @@ func TestAQueueFullSendDoesNotWaitForTheClient(t *testing.T) {
 		t.Fatalf("closed with %q %v, want %q", e.reason, e.err, ReasonQueueFull)
 	}
 }
+
+func TestDoneIsClosedWhenTheSessionEndsWhetherAskedBeforeOrAfter(t *testing.T) {
+	ts := newTestServer(t, &Server{}, nil)
+	s := ts.openPolling()
+	before := s.Done()
+	select {
+	case <-before:
+		t.Fatal("Done closed while the session is open")
+	default:
+	}
+	s.closeNow(ReasonForcedClose, nil)
+	for name, done := range map[string]<-chan struct{}{"asked before": before, "asked after": s.Done()} {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Done %s the end is not closed", name)
+		}
+	}
+	ts.nextClose()
+}

@@ -139,16 +139,17 @@ func (c *connection) connect(name string, auth []byte) {
 		return // already connected there
 	}
 	var restored *PersistedSession
+	var formerRooms []Room
 	var missed []*EncodedPacket
 	if pid, offset, ok := recoveryAuth(auth); ok && c.srv.recovery != nil {
 		if ps, packets, ok := nsp.adapter.RestoreSession(pid, offset); ok {
-			restored, missed = &ps, packets
+			restored, formerRooms, missed = &ps, ps.Rooms, packets
 		}
 	}
 	s := newSocket(nsp, c, auth, restored)
 	c.sockets = append(c.sockets, s)
 	c.mu.Unlock()
-	if err := nsp.admit(s, missed); err != nil {
+	if err := nsp.admit(s, formerRooms, missed); err != nil {
 		c.forget(s)
 		s.connected.Store(false)
 		var ce *ConnectError

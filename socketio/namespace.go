@@ -110,7 +110,7 @@ func (nsp *Namespace) chain() ([]Middleware, []func(*Socket)) {
 //
 // A recovered socket skips the middleware (unless RecoveryOptions.RunMiddlewares), joins
 // its former rooms, and gets the events it missed right after the CONNECT answer.
-func (nsp *Namespace) admit(s *Socket, missed []*EncodedPacket) error {
+func (nsp *Namespace) admit(s *Socket, formerRooms []Room, missed []*EncodedPacket) error {
 	mws, handlers := nsp.chain()
 	if s.recovered && !nsp.srv.recovery.RunMiddlewares {
 		mws = nil
@@ -123,8 +123,7 @@ func (nsp *Namespace) admit(s *Socket, missed []*EncodedPacket) error {
 	nsp.mu.Lock()
 	nsp.sockets[s.id] = s
 	nsp.mu.Unlock()
-	nsp.adapter.AddAll(s.id, append(s.formerRooms, Room(s.id)))
-	s.formerRooms = nil
+	nsp.adapter.AddAll(s.id, append(formerRooms, Room(s.id)))
 	s.client.sendConnect(s)
 	for _, p := range missed {
 		_ = s.client.write(p, false, false)

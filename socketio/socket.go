@@ -72,8 +72,7 @@ type Socket struct {
 	data        atomic.Value // holds dataBox
 
 	// connection-state recovery
-	pid         string // the private id a client presents to recover the socket; "" when off
-	formerRooms []Room // the rooms a recovered socket rejoins when admitted
+	pid string // the private id a client presents to recover the socket; "" when off
 
 	mu            sync.Mutex
 	handlers      []eventHandlers // by event; few per socket, so a slice (a map costs several times more)
@@ -110,7 +109,6 @@ func newSocket(nsp *Namespace, c *connection, auth []byte, restored *PersistedSe
 	}
 	if restored != nil {
 		s.id, s.pid, s.recovered = restored.SID, restored.PID, true
-		s.formerRooms = restored.Rooms
 		s.SetData(restored.Data)
 	}
 	return s
